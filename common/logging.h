@@ -1,0 +1,32 @@
+// The process-wide logger: one line per event on stderr, as
+// `2026-11-22T03:49:42.123Z INFO  message key=value ...`. Thread-safe; a line is written
+// with one write(2) so lines from threads never interleave.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <utility>
+#include <vector>
+
+namespace loophost {
+
+enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError };
+
+// Parses "trace|debug|info|warn|warning|error" (any case).
+bool ParseLogLevel(absl::string_view text, LogLevel* level);
+absl::string_view LogLevelName(LogLevel level);
+
+// Lines below this level are dropped. Default kInfo.
+void SetMinLogLevel(LogLevel level);
+LogLevel MinLogLevel();
+
+using LogFields = std::vector<std::pair<absl::string_view, std::string>>;
+
+void Log(LogLevel level, absl::string_view message, const LogFields& fields = {});
+
+inline void LogDebug(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kDebug, m, f); }
+inline void LogInfo(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kInfo, m, f); }
+inline void LogWarn(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kWarn, m, f); }
+inline void LogError(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kError, m, f); }
+
+}  // namespace loophost
