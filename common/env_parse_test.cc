@@ -21,22 +21,27 @@ TEST(ParseBoolValue, AcceptsCommonSpellings) {
     EXPECT_EQ(*ParseBoolValue("X", v), false) << v;
   }
   EXPECT_THAT(ParseBoolValue("PTP_PLUGIN", "maybe"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("PTP_PLUGIN=maybe: not a boolean")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("PTP_PLUGIN=maybe: not a boolean")));
 }
 
 TEST(ParseIntValue, ChecksRange) {
   EXPECT_EQ(*ParseIntValue("N", "5", 1, 10), 5);
   EXPECT_THAT(ParseIntValue("N", "11", 1, 10),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("N=11: out of range [1, 10]")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("N=11: out of range [1, 10]")));
   EXPECT_THAT(ParseIntValue("N", "abc", 1, 10),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("N=abc: not an integer")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("N=abc: not an integer")));
 }
 
 TEST(ParseDurationValue, ParsesAndRejects) {
   EXPECT_EQ(*ParseDurationValue("D", "250ms"), absl::Milliseconds(250));
-  EXPECT_THAT(ParseDurationValue("D", "5"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("D=5")));
+  EXPECT_THAT(ParseDurationValue("D", "5"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("D=5")));
   EXPECT_THAT(ParseDurationValue("D", "-1s"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("greater than zero")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("greater than zero")));
 }
 
 TEST(ParseHostPortValue, Forms) {
@@ -52,9 +57,12 @@ TEST(ParseHostPortValue, Forms) {
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->host, "0.0.0.0");
   EXPECT_THAT(ParseHostPortValue("LOOPHOST_API_ADDR", "localhost"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LOOPHOST_API_ADDR=localhost")));
-  EXPECT_THAT(ParseHostPortValue("A", "h:70000"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParseHostPortValue("A", "::1:80"), StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("LOOPHOST_API_ADDR=localhost")));
+  EXPECT_THAT(ParseHostPortValue("A", "h:70000"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseHostPortValue("A", "::1:80"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ParsePortRangeValue, Forms) {
@@ -62,9 +70,12 @@ TEST(ParsePortRangeValue, Forms) {
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->first, 20000);
   EXPECT_EQ(r->last, 20010);
-  EXPECT_THAT(ParsePortRangeValue("R", "20-10"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParsePortRangeValue("R", "0-10"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParsePortRangeValue("R", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePortRangeValue("R", "20-10"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePortRangeValue("R", "0-10"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePortRangeValue("R", "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

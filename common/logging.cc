@@ -21,7 +21,8 @@ std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
 void AppendValue(std::string& out, absl::string_view value) {
   bool needs_quotes = value.empty();
   for (char c : value) {
-    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) {
+    if (c == ' ' || c == '"' || c == '=' ||
+        static_cast<unsigned char>(c) < 0x20) {
       needs_quotes = true;
       break;
     }
@@ -50,40 +51,58 @@ void AppendValue(std::string& out, absl::string_view value) {
 
 bool ParseLogLevel(absl::string_view text, LogLevel* level) {
   std::string lower = absl::AsciiStrToLower(text);
-  if (lower == "trace") *level = LogLevel::kTrace;
-  else if (lower == "debug") *level = LogLevel::kDebug;
-  else if (lower == "info") *level = LogLevel::kInfo;
-  else if (lower == "warn" || lower == "warning") *level = LogLevel::kWarn;
-  else if (lower == "error" || lower == "err") *level = LogLevel::kError;
-  else return false;
+  if (lower == "trace")
+    *level = LogLevel::kTrace;
+  else if (lower == "debug")
+    *level = LogLevel::kDebug;
+  else if (lower == "info")
+    *level = LogLevel::kInfo;
+  else if (lower == "warn" || lower == "warning")
+    *level = LogLevel::kWarn;
+  else if (lower == "error" || lower == "err")
+    *level = LogLevel::kError;
+  else
+    return false;
   return true;
 }
 
 absl::string_view LogLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kTrace: return "TRACE";
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kWarn: return "WARN";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kTrace:
+      return "TRACE";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarn:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "INFO";
 }
 
-void SetMinLogLevel(LogLevel level) { min_level.store(static_cast<int>(level)); }
+void SetMinLogLevel(LogLevel level) {
+  min_level.store(static_cast<int>(level));
+}
 LogLevel MinLogLevel() { return static_cast<LogLevel>(min_level.load()); }
 
 void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
-  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) return;
-  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
-  absl::StrAppend(&line, " ", LogLevelName(level), level == LogLevel::kInfo || level == LogLevel::kWarn ? "  " : " ");
+  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed))
+    return;
+  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                      absl::UTCTimeZone());
+  absl::StrAppend(
+      &line, " ", LogLevelName(level),
+      level == LogLevel::kInfo || level == LogLevel::kWarn ? "  " : " ");
   for (char c : message) line.push_back(c == '\n' ? ' ' : c);
   for (const auto& [key, value] : fields) {
     absl::StrAppend(&line, " ", key, "=");
     AppendValue(line, value);
   }
   line.push_back('\n');
-  // One write per line; a short write to a pipe under PIPE_BUF cannot interleave.
+  // One write per line; a short write to a pipe under PIPE_BUF cannot
+  // interleave.
   const char* data = line.data();
   size_t left = line.size();
   while (left > 0) {

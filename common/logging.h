@@ -1,12 +1,13 @@
 // The process-wide logger: one line per event on stderr, as
-// `2026-11-22T03:49:42.123Z INFO  message key=value ...`. Thread-safe; a line is written
-// with one write(2) so lines from threads never interleave.
+// `2026-11-22T03:49:42.123Z INFO  message key=value ...`. Thread-safe; a line
+// is written with one write(2) so lines from threads never interleave.
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace loophost {
 
@@ -22,11 +23,20 @@ LogLevel MinLogLevel();
 
 using LogFields = std::vector<std::pair<absl::string_view, std::string>>;
 
-void Log(LogLevel level, absl::string_view message, const LogFields& fields = {});
+void Log(LogLevel level, absl::string_view message,
+         const LogFields& fields = {});
 
-inline void LogDebug(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kDebug, m, f); }
-inline void LogInfo(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kInfo, m, f); }
-inline void LogWarn(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kWarn, m, f); }
-inline void LogError(absl::string_view m, const LogFields& f = {}) { Log(LogLevel::kError, m, f); }
+inline void LogDebug(absl::string_view m, const LogFields& f = {}) {
+  Log(LogLevel::kDebug, m, f);
+}
+inline void LogInfo(absl::string_view m, const LogFields& f = {}) {
+  Log(LogLevel::kInfo, m, f);
+}
+inline void LogWarn(absl::string_view m, const LogFields& f = {}) {
+  Log(LogLevel::kWarn, m, f);
+}
+inline void LogError(absl::string_view m, const LogFields& f = {}) {
+  Log(LogLevel::kError, m, f);
+}
 
 }  // namespace loophost

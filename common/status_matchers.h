@@ -1,4 +1,5 @@
-// GoogleTest matchers for absl::Status and absl::StatusOr: IsOk() and StatusIs(code[, msg]).
+// GoogleTest matchers for absl::Status and absl::StatusOr: IsOk() and
+// StatusIs(code[, msg]).
 #pragma once
 
 #include <gmock/gmock.h>
@@ -31,7 +32,8 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
   const absl::Status& s = GetStatus(arg);
   *result_listener << "status is " << s;
   return s.code() == code &&
-         ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
+         ::testing::ExplainMatchResult(
+             message_matcher, std::string(s.message()), result_listener);
 }
 
 }  // namespace loophost::testing
