@@ -14,7 +14,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev libcurl4-openssl-dev
+  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libcurl4-openssl-dev
   clang-format
   # tests: promtool, go-plugin interop peers
   prometheus golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev
