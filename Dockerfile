@@ -17,6 +17,7 @@ USER loophost
 WORKDIR /var/lib/loophost
 ENV LOOPHOST_STATE_DIR=/var/lib/loophost \
     LOOPHOST_METRICS_ADDR=0.0.0.0:9091 \
+    EXAMPLE_PLUGIN=true \
     EXAMPLE_PLUGIN_CMD=/usr/local/bin/loop-example
 EXPOSE 9091
 ENTRYPOINT ["/usr/local/bin/loophost"]
