@@ -35,7 +35,7 @@ struct OperatorServerOptions {
   HostPort listen;  // from LOOPHOST_METRICS_ADDR; port 0 = kernel picks
   absl::Duration scrape_timeout = absl::Seconds(2);
   // NODE_NAME: added as label `node` to every /discovery group when not empty.
-  std::string node_name;
+  std::string node_name = {};
 };
 
 class OperatorServer {
