@@ -1,0 +1,34 @@
+// What /proc says about a process and the machine, for the bench's JSON
+// lines: memory in the peer's keys (VmRSS, VmHWM, RssAnon, RssFile, VmSize,
+// Threads from status; Pss, Pss_Anon, Pss_File from smaps_rollup), the
+// shared objects a process maps, CPU model, kernel, load. Stateless reads;
+// thread-safe. A missing file or key is left out, never an error.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace loophost::bench {
+
+// Memory of `pid` (0 = this process), kB except Threads (a count).
+nlohmann::json ProcMemory(int pid);
+
+// Distinct shared objects (*.so*) mapped by `pid` (0 = this process).
+int MappedSharedObjects(int pid);
+
+// /proc/loadavg, trimmed.
+std::string LoadAvg();
+
+// The 1-minute load average.
+double LoadAvg1();
+
+// "model name" of /proc/cpuinfo's first CPU, or "unknown".
+std::string CpuModel();
+
+// /proc/sys/kernel/osrelease, trimmed.
+std::string KernelRelease();
+
+// MemTotal of /proc/meminfo in kB, or 0.
+long MemTotalKb();
+
+}  // namespace loophost::bench
