@@ -11,11 +11,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 
 namespace loophost {
 namespace {
 
 std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<LogFormat> log_format{LogFormat::kText};
 
 // Quotes a field value when it holds spaces, quotes or control characters.
 void AppendValue(std::string& out, absl::string_view value) {
@@ -82,14 +84,17 @@ absl::string_view LogLevelName(LogLevel level) {
   return "INFO";
 }
 
+void SetLogFormat(LogFormat format) { log_format.store(format); }
+
 void SetMinLogLevel(LogLevel level) {
   min_level.store(static_cast<int>(level));
 }
 LogLevel MinLogLevel() { return static_cast<LogLevel>(min_level.load()); }
 
-void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
-  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed))
-    return;
+namespace {
+
+std::string FormatText(LogLevel level, absl::string_view message,
+                       const LogFields& fields) {
   std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                       absl::UTCTimeZone());
   absl::StrAppend(
@@ -101,6 +106,22 @@ void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
     AppendValue(line, value);
   }
   line.push_back('\n');
+  return line;
+}
+
+std::string FormatHclogJson(LogLevel level, absl::string_view message,
+                            const LogFields& fields) {
+  nlohmann::json line = nlohmann::json::object();
+  line["@level"] = absl::AsciiStrToLower(LogLevelName(level));
+  line["@message"] = std::string(message);
+  line["@timestamp"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                        absl::UTCTimeZone());
+  for (const auto& [key, value] : fields) line[std::string(key)] = value;
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n";
+}
+
+void WriteLine(const std::string& line) {
   // One write per line; a short write to a pipe under PIPE_BUF cannot
   // interleave.
   const char* data = line.data();
@@ -111,6 +132,16 @@ void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
     data += n;
     left -= static_cast<size_t>(n);
   }
+}
+
+}  // namespace
+
+void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
+  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed))
+    return;
+  WriteLine(log_format.load(std::memory_order_relaxed) == LogFormat::kHclogJson
+                ? FormatHclogJson(level, message, fields)
+                : FormatText(level, message, fields));
 }
 
 }  // namespace loophost

@@ -17,6 +17,13 @@ enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError };
 bool ParseLogLevel(absl::string_view text, LogLevel* level);
 absl::string_view LogLevelName(LogLevel level);
 
+// kText for people (loophost's own log); kHclogJson is hashicorp/hclog's JSON
+// line
+// ({"@level","@message","@timestamp",fields...}), which plugins write so that
+// loophost and go-plugin hosts alike re-log them with their levels and fields.
+enum class LogFormat { kText, kHclogJson };
+void SetLogFormat(LogFormat format);
+
 // Lines below this level are dropped. Default kInfo.
 void SetMinLogLevel(LogLevel level);
 LogLevel MinLogLevel();
