@@ -47,6 +47,7 @@ struct Flags {
   bool host_path = true;
   bool baseline = true;
   bool verbose = false;
+  bool close_channel_on_stop = false;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -93,6 +94,7 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"rpc_deadline_ms", flags.rpc_deadline_ms},
         {"channel_args", flags.channel_args},
         {"plugin_env_extra", flags.plugin_env},
+        {"close_channel_on_stop", flags.close_channel_on_stop},
         {"socket_dir", options.socket_dir}});
 }
 
@@ -251,6 +253,7 @@ int Run(const Flags& flags) {
   options.extra_env = KeyValues(flags.plugin_env);
   options.channel_args = KeyValues(flags.channel_args);
   options.rpc_deadline = absl::Milliseconds(flags.rpc_deadline_ms);
+  options.close_channel_after_shutdown = flags.close_channel_on_stop;
 
   PhaseMachine(flags, options);
   {
@@ -313,6 +316,9 @@ int main(int argc, char** argv) {
                  "PluginChannelArguments() (experiments)");
   app.add_option("--plugin-env", flags.plugin_env,
                  "KEY=VALUE added to the plugin's environment (experiments)");
+  app.add_flag("--close-channel-on-stop", flags.close_channel_on_stop,
+               "destroy the channel right after the Shutdown RPC (go-plugin's "
+               "order) instead of after the reap (loophost's)");
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "

@@ -219,8 +219,13 @@ std::string LaunchedPlugin::ShutdownAndReap(absl::Duration grace) {
     ::plugin::Empty request;
     ::plugin::Empty response;
     grpc::Status status = controller->Shutdown(&context, request, &response);
-    if (!status.ok())
+    if (!status.ok()) {
       how = absl::StrCat("Shutdown RPC: ", status.error_message(), "; ");
+    }
+  }
+  if (harness_.options_.close_channel_after_shutdown) {
+    echo_.reset();
+    channel_.reset();
   }
   if (host::WaitForExit(child_, grace)) {
     (void)host::SignalProcessGroup(child_, SIGKILL);

@@ -41,6 +41,10 @@ struct HarnessOptions {
   absl::Duration start_timeout = absl::Seconds(10);
   // Deadline of each measured Echo; zero = none (as the go-plugin peer).
   absl::Duration rpc_deadline = absl::Seconds(5);
+  // Stop: destroy the channel as soon as the Shutdown RPC returned (as
+  // go-plugin's client does), instead of after the child is reaped (as
+  // loophost's supervisor does). For the experiment in README.md.
+  bool close_channel_after_shutdown = false;
 };
 
 // How far a launch got, in ms from just before Spawn().
