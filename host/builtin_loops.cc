@@ -7,7 +7,9 @@ namespace loophost::host {
 
 std::vector<BuiltinLoop> BuiltinLoops() {
   return {
-      {"example", "the SDK's example loop (an echo service), EXAMPLE_PLUGIN=true", loops::example::MakeExampleLoop},
+      {"example",
+       "the SDK's example loop (an echo service), EXAMPLE_PLUGIN=true",
+       loops::example::MakeExampleLoop},
   };
 }
 

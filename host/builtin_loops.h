@@ -1,4 +1,5 @@
-// The loops compiled into loophost, which run in-process unless <NAME>_PLUGIN_CMD is set.
+// The loops compiled into loophost, which run in-process unless
+// <NAME>_PLUGIN_CMD is set.
 #pragma once
 
 #include <vector>

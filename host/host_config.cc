@@ -1,5 +1,6 @@
-// Implementation of ParseHostConfig (host_config.h) with CLI11, whose options read their
-// env equivalents, so a flag and its variable always mean the same thing.
+// Implementation of ParseHostConfig (host_config.h) with CLI11, whose options
+// read their env equivalents, so a flag and its variable always mean the same
+// thing.
 #include "host/host_config.h"
 
 #include <unistd.h>
@@ -15,7 +16,8 @@ namespace {
 
 std::string Hostname() {
   char name[256] = {};
-  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0')
+    return "localhost";
   return name;
 }
 
@@ -23,14 +25,20 @@ std::string PluginHelp(const std::vector<BuiltinLoop>& builtins) {
   std::string text =
       "\nPlugins (environment only):\n"
       "  <NAME>_PLUGIN_CMD=PATH   run PATH as plugin <name> (a child process)\n"
-      "  <NAME>_PLUGIN_ENV=FILE   KEY=VALUE lines added to that plugin's environment\n"
-      "  <NAME>_PLUGIN=false      disable it; for a built-in loop, =true enables it\n"
-      "  <NAME>_*                 other variables with the prefix reach that plugin only\n"
+      "  <NAME>_PLUGIN_ENV=FILE   KEY=VALUE lines added to that plugin's "
+      "environment\n"
+      "  <NAME>_PLUGIN=false      disable it; for a built-in loop, =true "
+      "enables it\n"
+      "  <NAME>_*                 other variables with the prefix reach that "
+      "plugin only\n"
       "Built-in loops (in-process unless <NAME>_PLUGIN_CMD is set):\n";
-  for (const BuiltinLoop& b : builtins) absl::StrAppend(&text, "  ", b.name, "  ", b.description, "\n");
+  for (const BuiltinLoop& b : builtins)
+    absl::StrAppend(&text, "  ", b.name, "  ", b.description, "\n");
   absl::StrAppend(&text,
-                  "\nEndpoints on the metrics address: /metrics /discovery /plugins/<name>/metrics\n"
-                  "/plugins /health /healthz /readyz. SIGTERM stops every plugin gracefully.\n");
+                  "\nEndpoints on the metrics address: /metrics /discovery "
+                  "/plugins/<name>/metrics\n"
+                  "/plugins /health /healthz /readyz. SIGTERM stops every "
+                  "plugin gracefully.\n");
   return text;
 }
 
@@ -39,7 +47,9 @@ std::string PluginHelp(const std::vector<BuiltinLoop>& builtins) {
 ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
                                   const std::vector<BuiltinLoop>& builtins) {
   ParsedCommandLine out;
-  CLI::App app{"loophost: runs node telemetry plugins (loops) as supervised child processes"};
+  CLI::App app{
+      "loophost: runs node telemetry plugins (loops) as supervised child "
+      "processes"};
   app.footer(PluginHelp(builtins));
   app.get_formatter()->column_width(40);
 
@@ -48,10 +58,12 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
   std::string state_dir = "./loophost-state";
   std::string log_level = "info";
   std::string ports = "20000-20999";
-  std::string start_timeout = "5s", health_interval = "1s", health_deadline = "1s", stop_grace = "2s";
+  std::string start_timeout = "5s", health_interval = "1s",
+              health_deadline = "1s", stop_grace = "2s";
   bool version = false;
 
-  // Values are read as strings and validated below, so errors name the variable.
+  // Values are read as strings and validated below, so errors name the
+  // variable.
   struct Option {
     const char* flag;
     const char* env;
@@ -59,29 +71,43 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
     const char* help;
   };
   const Option options[] = {
-      {"--node-name", "NODE_NAME", &node_name, "node name in resource addresses (default: hostname)"},
-      {"--metrics-addr", "LOOPHOST_METRICS_ADDR", &metrics_addr, "metrics and health listen address"},
-      {"--state-dir", "LOOPHOST_STATE_DIR", &state_dir, "database and plugin sockets"},
-      {"--log-level", "LOOPHOST_LOG_LEVEL", &log_level, "trace, debug, info, warn or error"},
-      {"--prometheus-ports", "LOOPHOST_PROMETHEUS_PORTS", &ports, "range plugins' metrics ports come from"},
-      {"--start-timeout", "LOOPHOST_START_TIMEOUT", &start_timeout, "spawn to serving, per plugin start"},
-      {"--health-interval", "LOOPHOST_HEALTH_INTERVAL", &health_interval, "time between liveness checks"},
-      {"--health-deadline", "LOOPHOST_HEALTH_DEADLINE", &health_deadline, "deadline of one liveness check"},
-      {"--stop-grace", "LOOPHOST_STOP_GRACE", &stop_grace, "Shutdown/SIGTERM to SIGKILL"},
+      {"--node-name", "NODE_NAME", &node_name,
+       "node name in resource addresses (default: hostname)"},
+      {"--metrics-addr", "LOOPHOST_METRICS_ADDR", &metrics_addr,
+       "metrics and health listen address"},
+      {"--state-dir", "LOOPHOST_STATE_DIR", &state_dir,
+       "database and plugin sockets"},
+      {"--log-level", "LOOPHOST_LOG_LEVEL", &log_level,
+       "trace, debug, info, warn or error"},
+      {"--prometheus-ports", "LOOPHOST_PROMETHEUS_PORTS", &ports,
+       "range plugins' metrics ports come from"},
+      {"--start-timeout", "LOOPHOST_START_TIMEOUT", &start_timeout,
+       "spawn to serving, per plugin start"},
+      {"--health-interval", "LOOPHOST_HEALTH_INTERVAL", &health_interval,
+       "time between liveness checks"},
+      {"--health-deadline", "LOOPHOST_HEALTH_DEADLINE", &health_deadline,
+       "deadline of one liveness check"},
+      {"--stop-grace", "LOOPHOST_STOP_GRACE", &stop_grace,
+       "Shutdown/SIGTERM to SIGKILL"},
   };
   for (const Option& o : options) {
-    app.add_option(o.flag, *o.value, o.help)->envname(o.env)->capture_default_str()->type_name("");
+    app.add_option(o.flag, *o.value, o.help)
+        ->envname(o.env)
+        ->capture_default_str()
+        ->type_name("");
   }
   app.add_flag("--version", version, "print the version and exit");
 
-  // envname() values come from the process environment, which `env` is a copy of.
+  // envname() values come from the process environment, which `env` is a copy
+  // of.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     std::ostringstream out_stream, err_stream;
     out.exit_code = app.exit(e, out_stream, err_stream) == 0 ? 0 : 2;
     out.output = out.exit_code == 0 ? out_stream.str() : err_stream.str();
-    if (out.exit_code != 0 && out.output.empty()) out.output = std::string(e.what()) + "\n";
+    if (out.exit_code != 0 && out.output.empty())
+      out.output = std::string(e.what()) + "\n";
     return out;
   }
   if (version) {
@@ -97,11 +123,14 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
   HostConfig& c = out.config;
   c.node_name = node_name;
   c.state_dir = state_dir;
-  if (c.node_name.empty()) return fail(absl::InvalidArgumentError("NODE_NAME is empty"));
-  if (c.state_dir.empty()) return fail(absl::InvalidArgumentError("LOOPHOST_STATE_DIR is empty"));
+  if (c.node_name.empty())
+    return fail(absl::InvalidArgumentError("NODE_NAME is empty"));
+  if (c.state_dir.empty())
+    return fail(absl::InvalidArgumentError("LOOPHOST_STATE_DIR is empty"));
   if (!ParseLogLevel(log_level, &c.log_level)) {
     return fail(absl::InvalidArgumentError(
-        absl::StrCat("LOOPHOST_LOG_LEVEL=", log_level, ": use trace, debug, info, warn or error")));
+        absl::StrCat("LOOPHOST_LOG_LEVEL=", log_level,
+                     ": use trace, debug, info, warn or error")));
   }
   auto addr = ParseHostPortValue("LOOPHOST_METRICS_ADDR", metrics_addr);
   if (!addr.ok()) return fail(addr.status());
@@ -116,8 +145,10 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
   };
   const DurationOption durations[] = {
       {"LOOPHOST_START_TIMEOUT", start_timeout, &c.supervisor.start_timeout},
-      {"LOOPHOST_HEALTH_INTERVAL", health_interval, &c.supervisor.health_interval},
-      {"LOOPHOST_HEALTH_DEADLINE", health_deadline, &c.supervisor.health_deadline},
+      {"LOOPHOST_HEALTH_INTERVAL", health_interval,
+       &c.supervisor.health_interval},
+      {"LOOPHOST_HEALTH_DEADLINE", health_deadline,
+       &c.supervisor.health_deadline},
       {"LOOPHOST_STOP_GRACE", stop_grace, &c.supervisor.stop_grace},
   };
   for (const DurationOption& d : durations) {

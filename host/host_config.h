@@ -1,6 +1,7 @@
-// HostConfig: everything loophost is told at startup, from flags and their env equivalents
-// (DESIGN section 2) plus the plugins the environment enables. ParseHostConfig() validates
-// every value; an error is one line naming the variable, the value and why.
+// HostConfig: everything loophost is told at startup, from flags and their env
+// equivalents (DESIGN section 2) plus the plugins the environment enables.
+// ParseHostConfig() validates every value; an error is one line naming the
+// variable, the value and why.
 #pragma once
 
 #include <string>
@@ -24,8 +25,9 @@ struct HostConfig {
   std::vector<PluginConfig> plugins;
 };
 
-// The outcome of reading the command line: a config to run, or text to print and an exit
-// code (--help and --version: 0 on stdout; a bad flag or value: 2 on stderr).
+// The outcome of reading the command line: a config to run, or text to print
+// and an exit code (--help and --version: 0 on stdout; a bad flag or value: 2
+// on stderr).
 struct ParsedCommandLine {
   bool run = false;
   HostConfig config;

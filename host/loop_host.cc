@@ -21,9 +21,12 @@ constexpr size_t kMaxSocketDirLength = 70;
 absl::Status MakeDir(const std::string& path, mode_t mode) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat(path, ": ", ec.message()));
+  if (ec)
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": ", ec.message()));
   if (::chmod(path.c_str(), mode) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": chmod: ", std::strerror(errno)));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": chmod: ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -33,14 +36,17 @@ absl::Status MakeDir(const std::string& path, mode_t mode) {
 LoopHost::LoopHost(HostConfig config)
     : config_(std::move(config)),
       host_env_(CurrentEnvironment()),
-      registry_(registry::LoopRegistryOptions{config_.prometheus_ports,
-                                              registry::LoopRegistryOptions::DefaultPortLockDir()}) {}
+      registry_(registry::LoopRegistryOptions{
+          config_.prometheus_ports,
+          registry::LoopRegistryOptions::DefaultPortLockDir()}) {}
 
 LoopHost::~LoopHost() { Stop(); }
 
 absl::StatusOr<std::string> LoopHost::PrepareSocketDir() {
   std::error_code ec;
-  std::string state_dir = std::filesystem::absolute(config_.state_dir, ec).lexically_normal().string();
+  std::string state_dir = std::filesystem::absolute(config_.state_dir, ec)
+                              .lexically_normal()
+                              .string();
   LH_RETURN_IF_ERROR(MakeDir(state_dir, 0700));
   std::string dir = state_dir + "/sockets";
   if (dir.size() <= kMaxSocketDirLength) {
@@ -50,71 +56,90 @@ absl::StatusOr<std::string> LoopHost::PrepareSocketDir() {
   // A deep state dir cannot hold unix sockets; use a private temp dir instead.
   std::string tmpl = "/tmp/loophost-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
   }
   return tmpl;
 }
 
-std::unique_ptr<PluginSupervisor> LoopHost::MakeSupervisor(const PluginConfig& plugin,
-                                                           const registry::RegisteredLoop& loop,
-                                                           const std::string& socket_dir) {
-  PluginEnvContext context{config_.node_name, std::string(LogLevelName(config_.log_level)), socket_dir};
+std::unique_ptr<PluginSupervisor> LoopHost::MakeSupervisor(
+    const PluginConfig& plugin, const registry::RegisteredLoop& loop,
+    const std::string& socket_dir) {
+  PluginEnvContext context{config_.node_name,
+                           std::string(LogLevelName(config_.log_level)),
+                           socket_dir};
   for (char& c : context.log_level) c = static_cast<char>(std::tolower(c));
   EnvMap env = BuildPluginEnv(plugin, loop.env, host_env_, context);
 
   PluginSupervisor::InstanceFactory factory;
   if (plugin.command.empty()) {
-    factory = [name = plugin.name, loop_factory = plugin.in_process_factory, env] {
+    factory = [name = plugin.name, loop_factory = plugin.in_process_factory,
+               env] {
       return std::make_unique<InProcessPluginInstance>(name, loop_factory, env);
     };
   } else {
     ProcessSpec spec;
     spec.path = plugin.command;
     spec.argv = {plugin.command};
-    for (const auto& [key, value] : env) spec.env.push_back(absl::StrCat(key, "=", value));
+    for (const auto& [key, value] : env)
+      spec.env.push_back(absl::StrCat(key, "=", value));
     factory = [this, name = plugin.name, spec] {
-      return std::make_unique<ChildPluginInstance>(name, spec, launcher_, relay_);
+      return std::make_unique<ChildPluginInstance>(name, spec, launcher_,
+                                                   relay_);
     };
   }
-  return std::make_unique<PluginSupervisor>(PluginSupervisor::Identity{plugin.name, plugin.command, loop.prometheus_port},
-                                            std::move(factory), config_.supervisor, metrics_);
+  return std::make_unique<PluginSupervisor>(
+      PluginSupervisor::Identity{plugin.name, plugin.command,
+                                 loop.prometheus_port},
+      std::move(factory), config_.supervisor, metrics_);
 }
 
 absl::Status LoopHost::Start() {
   LH_ASSIGN_OR_RETURN(std::string socket_dir, PrepareSocketDir());
   for (const PluginConfig& plugin : config_.plugins) {
-    LH_ASSIGN_OR_RETURN(registry::RegisteredLoop loop, registry_.Register(plugin.name));
+    LH_ASSIGN_OR_RETURN(registry::RegisteredLoop loop,
+                        registry_.Register(plugin.name));
     supervisors_.push_back(MakeSupervisor(plugin, loop, socket_dir));
-    LogInfo("plugin registered", {{"plugin", plugin.name},
-                                  {"mode", plugin.command.empty() ? "in-process" : plugin.command},
-                                  {"prometheus_port", absl::StrCat(loop.prometheus_port)}});
+    LogInfo("plugin registered",
+            {{"plugin", plugin.name},
+             {"mode", plugin.command.empty() ? "in-process" : plugin.command},
+             {"prometheus_port", absl::StrCat(loop.prometheus_port)}});
   }
-  operator_server_ = std::make_unique<OperatorServer>(OperatorServerOptions{config_.metrics_addr}, *this, metrics_);
+  operator_server_ = std::make_unique<OperatorServer>(
+      OperatorServerOptions{config_.metrics_addr}, *this, metrics_);
   LH_RETURN_IF_ERROR(operator_server_->Start());
   for (auto& supervisor : supervisors_) supervisor->Start();
-  LogInfo("loophost started", {{"node", config_.node_name},
-                               {"metrics", absl::StrCat(config_.metrics_addr.host, ":", metrics_port())},
-                               {"plugins", absl::StrCat(supervisors_.size())}});
+  LogInfo("loophost started",
+          {{"node", config_.node_name},
+           {"metrics",
+            absl::StrCat(config_.metrics_addr.host, ":", metrics_port())},
+           {"plugins", absl::StrCat(supervisors_.size())}});
   return absl::OkStatus();
 }
 
 void LoopHost::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  // Plugins stop in parallel: each supervisor's Stop sends Shutdown and waits its grace.
+  // Plugins stop in parallel: each supervisor's Stop sends Shutdown and waits
+  // its grace.
   std::vector<std::thread> stoppers;
-  for (auto& supervisor : supervisors_) stoppers.emplace_back([&supervisor] { supervisor->Stop(); });
+  for (auto& supervisor : supervisors_)
+    stoppers.emplace_back([&supervisor] { supervisor->Stop(); });
   for (auto& t : stoppers) t.join();
   if (operator_server_) operator_server_->Stop();
-  for (const auto& loop : registry_.List()) (void)registry_.Unregister(loop.name);
+  for (const auto& loop : registry_.List())
+    (void)registry_.Unregister(loop.name);
 }
 
-uint16_t LoopHost::metrics_port() const { return operator_server_ ? operator_server_->port() : 0; }
+uint16_t LoopHost::metrics_port() const {
+  return operator_server_ ? operator_server_->port() : 0;
+}
 
 std::vector<PluginStatus> LoopHost::ListPlugins() const {
   std::vector<PluginStatus> out;
   out.reserve(supervisors_.size());
-  for (const auto& supervisor : supervisors_) out.push_back(supervisor->Status());
+  for (const auto& supervisor : supervisors_)
+    out.push_back(supervisor->Status());
   return out;
 }
 

@@ -1,7 +1,8 @@
-// LoopHost: the whole host process minus main(). Owns the registry, the process launcher,
-// the output relay, one PluginSupervisor per enabled plugin and the operator endpoints.
-// Start() brings them up in that order; Stop() takes them down in reverse, every plugin
-// stopped gracefully and reaped. Status is thread-safe; Start/Stop from one thread.
+// LoopHost: the whole host process minus main(). Owns the registry, the process
+// launcher, the output relay, one PluginSupervisor per enabled plugin and the
+// operator endpoints. Start() brings them up in that order; Stop() takes them
+// down in reverse, every plugin stopped gracefully and reaped. Status is
+// thread-safe; Start/Stop from one thread.
 #pragma once
 
 #include <memory>
@@ -25,8 +26,9 @@ class LoopHost : public PluginDirectory {
   explicit LoopHost(HostConfig config);
   ~LoopHost() override;  // Stop()
 
-  // Creates the state dir, registers every plugin, starts their supervisors and serves the
-  // operator endpoints. An error (state dir, ports, listen address) is for the operator.
+  // Creates the state dir, registers every plugin, starts their supervisors and
+  // serves the operator endpoints. An error (state dir, ports, listen address)
+  // is for the operator.
   absl::Status Start();
   void Stop();
 
@@ -37,8 +39,9 @@ class LoopHost : public PluginDirectory {
 
  private:
   absl::StatusOr<std::string> PrepareSocketDir();
-  std::unique_ptr<PluginSupervisor> MakeSupervisor(const PluginConfig& plugin, const registry::RegisteredLoop& loop,
-                                                   const std::string& socket_dir);
+  std::unique_ptr<PluginSupervisor> MakeSupervisor(
+      const PluginConfig& plugin, const registry::RegisteredLoop& loop,
+      const std::string& socket_dir);
 
   const HostConfig config_;
   const EnvMap host_env_;
@@ -46,7 +49,8 @@ class LoopHost : public PluginDirectory {
   registry::LoopRegistry registry_;
   PosixProcessLauncher launcher_;
   OutputRelay relay_;
-  std::vector<std::unique_ptr<PluginSupervisor>> supervisors_;  // sorted by name
+  std::vector<std::unique_ptr<PluginSupervisor>>
+      supervisors_;  // sorted by name
   std::unique_ptr<OperatorServer> operator_server_;
   bool stopped_ = false;
 };

@@ -1,14 +1,15 @@
-// PluginClient: the host's stubs for one plugin generation (grpc.health.v1, GRPCController,
-// loophost.v1.Plugin) over that generation's channel. Every call has a deadline and is timed
-// into loop_plugin_rpc_duration_seconds. A new generation gets a new PluginClient, so no
-// state of a dead plugin survives. Thread-safe (gRPC stubs are).
+// PluginClient: the host's stubs for one plugin generation (grpc.health.v1,
+// GRPCController, loophost.v1.Plugin) over that generation's channel. Every
+// call has a deadline and is timed into loop_plugin_rpc_duration_seconds. A new
+// generation gets a new PluginClient, so no state of a dead plugin survives.
+// Thread-safe (gRPC stubs are).
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <map>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -31,15 +32,19 @@ struct PluginDescription {
 
 class PluginClient {
  public:
-  PluginClient(std::string plugin, std::shared_ptr<grpc::Channel> channel, HostMetrics& metrics);
+  PluginClient(std::string plugin, std::shared_ptr<grpc::Channel> channel,
+               HostMetrics& metrics);
 
-  // Waits (wait_for_ready) until the channel is up and grpc.health says SERVING.
+  // Waits (wait_for_ready) until the channel is up and grpc.health says
+  // SERVING.
   absl::Status WaitUntilServing(absl::Time deadline);
   // One grpc.health check; OK only for SERVING.
   absl::Status CheckHealth(absl::Duration deadline);
-  // loophost.v1.Plugin/Describe; a plugin without the service yields has_plugin_service=false.
+  // loophost.v1.Plugin/Describe; a plugin without the service yields
+  // has_plugin_service=false.
   absl::StatusOr<PluginDescription> Describe(absl::Duration deadline);
-  absl::StatusOr<std::map<std::string, std::string>> HealthReport(absl::Duration deadline);
+  absl::StatusOr<std::map<std::string, std::string>> HealthReport(
+      absl::Duration deadline);
   // go-plugin's graceful stop request.
   absl::Status Shutdown(absl::Duration deadline);
 
@@ -48,7 +53,8 @@ class PluginClient {
 
  private:
   absl::Status Check(absl::Time deadline, bool wait_for_ready);
-  absl::Status Finish(const char* method, absl::Time start, const grpc::Status& status);
+  absl::Status Finish(const char* method, absl::Time start,
+                      const grpc::Status& status);
 
   const std::string plugin_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -58,8 +64,9 @@ class PluginClient {
   std::unique_ptr<loophost::v1::Plugin::Stub> plugin_stub_;
 };
 
-// Channel arguments used for every plugin connection: a local subchannel pool, so a new
-// generation never shares a connection with the dead one, and no client-side retries.
+// Channel arguments used for every plugin connection: a local subchannel pool,
+// so a new generation never shares a connection with the dead one, and no
+// client-side retries.
 grpc::ChannelArguments PluginChannelArguments();
 
 }  // namespace loophost::host

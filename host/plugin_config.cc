@@ -1,4 +1,5 @@
-// Implementation of plugin discovery, env files and the plugin environment (plugin_config.h).
+// Implementation of plugin discovery, env files and the plugin environment
+// (plugin_config.h).
 #include "host/plugin_config.h"
 
 #include <sys/stat.h>
@@ -25,29 +26,36 @@ constexpr absl::string_view kCmdSuffix = "_PLUGIN_CMD";
 std::string Upper(absl::string_view s) { return absl::AsciiStrToUpper(s); }
 
 absl::Status CheckExecutable(const std::string& var, const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(var, "=", path, ": ", std::strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(var, "=", path, ": ", std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(var, "=", path, ": not an executable file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(var, "=", path, ": not an executable file"));
   }
   return absl::OkStatus();
 }
 
-// The host's variables that start with PREFIX_ (other than _PLUGIN, _PLUGIN_CMD, _PLUGIN_ENV).
-EnvMap PrefixedVariables(const EnvMap& host_env, const std::string& upper_name) {
+// The host's variables that start with PREFIX_ (other than _PLUGIN,
+// _PLUGIN_CMD, _PLUGIN_ENV).
+EnvMap PrefixedVariables(const EnvMap& host_env,
+                         const std::string& upper_name) {
   EnvMap out;
   const std::string prefix = upper_name + "_";
-  for (auto it = host_env.lower_bound(prefix); it != host_env.end() && absl::StartsWith(it->first, prefix); ++it) {
+  for (auto it = host_env.lower_bound(prefix);
+       it != host_env.end() && absl::StartsWith(it->first, prefix); ++it) {
     absl::string_view rest = absl::string_view(it->first).substr(prefix.size());
-    if (rest == "PLUGIN" || rest == "PLUGIN_CMD" || rest == "PLUGIN_ENV") continue;
+    if (rest == "PLUGIN" || rest == "PLUGIN_CMD" || rest == "PLUGIN_ENV")
+      continue;
     out[it->first] = it->second;
   }
   return out;
 }
 
-absl::StatusOr<bool> EnabledFlag(const EnvMap& host_env, const std::string& upper_name, bool fallback) {
+absl::StatusOr<bool> EnabledFlag(const EnvMap& host_env,
+                                 const std::string& upper_name, bool fallback) {
   const std::string var = upper_name + "_PLUGIN";
   auto it = host_env.find(var);
   if (it == host_env.end() || it->second.empty()) return fallback;
@@ -58,7 +66,9 @@ absl::StatusOr<bool> EnabledFlag(const EnvMap& host_env, const std::string& uppe
 
 absl::StatusOr<EnvMap> ReadEnvFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": ", std::strerror(errno)));
+  if (!in)
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", std::strerror(errno)));
   EnvMap out;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
@@ -66,14 +76,19 @@ absl::StatusOr<EnvMap> ReadEnvFile(const std::string& path) {
     if (text.empty() || text.front() == '#') continue;
     absl::ConsumePrefix(&text, "export ");
     size_t eq = text.find('=');
-    absl::string_view key = eq == absl::string_view::npos ? text : absl::StripAsciiWhitespace(text.substr(0, eq));
+    absl::string_view key =
+        eq == absl::string_view::npos
+            ? text
+            : absl::StripAsciiWhitespace(text.substr(0, eq));
     bool valid_key = !key.empty() && !absl::ascii_isdigit(key.front());
     for (char c : key) valid_key &= absl::ascii_isalnum(c) || c == '_';
     if (eq == absl::string_view::npos || !valid_key) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": expected KEY=VALUE"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": expected KEY=VALUE"));
     }
     absl::string_view value = text.substr(eq + 1);
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
     out[std::string(key)] = std::string(value);
@@ -81,8 +96,8 @@ absl::StatusOr<EnvMap> ReadEnvFile(const std::string& path) {
   return out;
 }
 
-absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(const EnvMap& host_env,
-                                                          const std::vector<BuiltinLoop>& builtins) {
+absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(
+    const EnvMap& host_env, const std::vector<BuiltinLoop>& builtins) {
   std::map<std::string, PluginConfig> found;
   // Third-party (and child-mode built-in) plugins: every <NAME>_PLUGIN_CMD.
   for (const auto& [var, value] : host_env) {
@@ -109,20 +124,25 @@ absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(const EnvMap& host_env
     const std::string upper = Upper(name);
     bool builtin = false;
     for (const BuiltinLoop& b : builtins) builtin |= b.name == name;
-    // Built-ins are off unless <NAME>_PLUGIN=true; third-party ones are on when given a command.
-    LH_ASSIGN_OR_RETURN(bool enabled, EnabledFlag(host_env, upper, /*fallback=*/!builtin));
+    // Built-ins are off unless <NAME>_PLUGIN=true; third-party ones are on when
+    // given a command.
+    LH_ASSIGN_OR_RETURN(bool enabled,
+                        EnabledFlag(host_env, upper, /*fallback=*/!builtin));
     if (!enabled) continue;
     if (!plugin.command.empty()) {
-      LH_RETURN_IF_ERROR(CheckExecutable(upper + "_PLUGIN_CMD", plugin.command));
+      LH_RETURN_IF_ERROR(
+          CheckExecutable(upper + "_PLUGIN_CMD", plugin.command));
     }
     plugin.extra_env = PrefixedVariables(host_env, upper);
     if (auto env_file = host_env.find(upper + "_PLUGIN_ENV");
         env_file != host_env.end() && !env_file->second.empty()) {
       auto lines = ReadEnvFile(env_file->second);
       if (!lines.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(upper, "_PLUGIN_ENV=", lines.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(upper, "_PLUGIN_ENV=", lines.status().message()));
       }
-      for (auto& [key, value] : *lines) plugin.extra_env[key] = std::move(value);
+      for (auto& [key, value] : *lines)
+        plugin.extra_env[key] = std::move(value);
     }
     out.push_back(std::move(plugin));
   }
@@ -134,22 +154,26 @@ absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(const EnvMap& host_env
     LH_ASSIGN_OR_RETURN(bool enabled, ParseBoolValue(var, value));
     if (enabled) {
       return absl::InvalidArgumentError(
-          absl::StrCat(var, "=", value, ": no built-in loop \"", name, "\"; set ", Upper(name), "_PLUGIN_CMD"));
+          absl::StrCat(var, "=", value, ": no built-in loop \"", name,
+                       "\"; set ", Upper(name), "_PLUGIN_CMD"));
     }
   }
   return out;
 }
 
-EnvMap BuildPluginEnv(const PluginConfig& plugin, const EnvMap& registry_env, const EnvMap& host_env,
-                      const PluginEnvContext& context) {
+EnvMap BuildPluginEnv(const PluginConfig& plugin, const EnvMap& registry_env,
+                      const EnvMap& host_env, const PluginEnvContext& context) {
   EnvMap env;
   for (const char* key : {"PATH", "LANG", "TZ"}) {
-    if (auto it = host_env.find(key); it != host_env.end()) env[key] = it->second;
+    if (auto it = host_env.find(key); it != host_env.end())
+      env[key] = it->second;
   }
-  if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  if (env.find("PATH") == env.end())
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   env[kPluginCookieKey] = kPluginCookieValue;
   env["PLUGIN_PROTOCOL_VERSIONS"] = "1";
-  env["PLUGIN_MIN_PORT"] = "10000";  // go-plugin's defaults; plugins here use unix sockets
+  env["PLUGIN_MIN_PORT"] =
+      "10000";  // go-plugin's defaults; plugins here use unix sockets
   env["PLUGIN_MAX_PORT"] = "25000";
   env["PLUGIN_UNIX_SOCKET_DIR"] = context.socket_dir;
   env["NODE_NAME"] = context.node_name;

@@ -1,5 +1,6 @@
-// PluginConfig: what the operator asked for one plugin (from <NAME>_PLUGIN, _CMD, _ENV), and
-// DiscoverPlugins(), which reads that from the host's environment. Plain values.
+// PluginConfig: what the operator asked for one plugin (from <NAME>_PLUGIN,
+// _CMD, _ENV), and DiscoverPlugins(), which reads that from the host's
+// environment. Plain values.
 #pragma once
 
 #include <functional>
@@ -17,10 +18,12 @@ using EnvMap = std::map<std::string, std::string>;
 using LoopFactory = std::function<std::unique_ptr<sdk::Loop>()>;
 
 struct PluginConfig {
-  std::string name;     // lower-case, e.g. "ptp"; the registry name and the log's plugin=
-  std::string command;  // <NAME>_PLUGIN_CMD; empty = in-process
+  std::string
+      name;  // lower-case, e.g. "ptp"; the registry name and the log's plugin=
+  std::string command;             // <NAME>_PLUGIN_CMD; empty = in-process
   LoopFactory in_process_factory;  // set for built-in loops run in-process
-  EnvMap extra_env;     // <NAME>_PLUGIN_ENV lines plus the host's <NAME>_* variables
+  EnvMap
+      extra_env;  // <NAME>_PLUGIN_ENV lines plus the host's <NAME>_* variables
 };
 
 // A loop compiled into loophost, which may run in-process.
@@ -31,18 +34,22 @@ struct BuiltinLoop {
 };
 
 // Which plugins the environment enables, sorted by name:
-// - built-in loop X: enabled by X_PLUGIN=true; X_PLUGIN_CMD runs it as a child instead.
-// - any other X_PLUGIN_CMD=PATH: a third-party plugin "x" (disable with X_PLUGIN=false).
-// Errors (InvalidArgument, one line naming the variable): a bad boolean, a command that is
-// not an executable file, an unreadable or malformed env file, X_PLUGIN=true for an unknown X.
-absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(const EnvMap& host_env,
-                                                          const std::vector<BuiltinLoop>& builtins);
+// - built-in loop X: enabled by X_PLUGIN=true; X_PLUGIN_CMD runs it as a child
+// instead.
+// - any other X_PLUGIN_CMD=PATH: a third-party plugin "x" (disable with
+// X_PLUGIN=false). Errors (InvalidArgument, one line naming the variable): a
+// bad boolean, a command that is not an executable file, an unreadable or
+// malformed env file, X_PLUGIN=true for an unknown X.
+absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(
+    const EnvMap& host_env, const std::vector<BuiltinLoop>& builtins);
 
-// Reads a KEY=VALUE file (blank lines and # comments skipped). Errors name file:line.
+// Reads a KEY=VALUE file (blank lines and # comments skipped). Errors name
+// file:line.
 absl::StatusOr<EnvMap> ReadEnvFile(const std::string& path);
 
-// The plugin's whole environment (DESIGN section 3): the go-plugin variables, the registry's
-// env config, PATH/LANG/TZ from the host, then the plugin's extra_env. Nothing else.
+// The plugin's whole environment (DESIGN section 3): the go-plugin variables,
+// the registry's env config, PATH/LANG/TZ from the host, then the plugin's
+// extra_env. Nothing else.
 struct PluginEnvContext {
   std::string node_name;
   std::string log_level;   // "info", ...

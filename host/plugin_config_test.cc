@@ -1,13 +1,13 @@
-// Tests of plugin discovery from the environment, env files and the plugin environment.
+// Tests of plugin discovery from the environment, env files and the plugin
+// environment.
 #include "host/plugin_config.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/status_matchers.h"
 
@@ -83,7 +83,8 @@ TEST(DiscoverPlugins, BuiltinCommandWithoutEnableStaysOff) {
 
 TEST(DiscoverPlugins, PrefixedVariablesAndEnvFileReachOnlyThatPlugin) {
   TempDir dir;
-  std::string file = dir.Write("ptp.env", "# comment\n\nFOO=bar\nexport QUOTED=\"a b\"\n");
+  std::string file =
+      dir.Write("ptp.env", "# comment\n\nFOO=bar\nexport QUOTED=\"a b\"\n");
   auto plugins = DiscoverPlugins({{"PTP_PLUGIN", "true"},
                                   {"PTP_LOG_FILE", "/var/log/ptp"},
                                   {"PTP_PLUGIN_ENV", file},
@@ -92,25 +93,32 @@ TEST(DiscoverPlugins, PrefixedVariablesAndEnvFileReachOnlyThatPlugin) {
   ASSERT_THAT(plugins, IsOk());
   ASSERT_EQ(plugins->size(), 1u);
   EXPECT_THAT((*plugins)[0].extra_env,
-              UnorderedElementsAre(Pair("PTP_LOG_FILE", "/var/log/ptp"), Pair("FOO", "bar"), Pair("QUOTED", "a b")));
+              UnorderedElementsAre(Pair("PTP_LOG_FILE", "/var/log/ptp"),
+                                   Pair("FOO", "bar"), Pair("QUOTED", "a b")));
 }
 
 TEST(DiscoverPlugins, ErrorsNameTheVariable) {
   TempDir dir;
   std::string bad_file = dir.Write("bad.env", "OK=1\nnot a pair\n");
+  std::string not_executable = dir.Write("plain.txt", "text");
   struct Case {
     EnvMap env;
     std::string message;
   } cases[] = {
       {{{"PTP_PLUGIN", "maybe"}}, "PTP_PLUGIN=maybe: not a boolean"},
-      {{{"X_PLUGIN_CMD", "/no/such/file"}}, "X_PLUGIN_CMD=/no/such/file: No such file or directory"},
-      {{{"X_PLUGIN_CMD", "/etc/hostname"}}, "X_PLUGIN_CMD=/etc/hostname: not an executable file"},
-      {{{"X_PLUGIN_CMD", "/bin/true"}, {"X_PLUGIN_ENV", bad_file}}, "X_PLUGIN_ENV=" + bad_file + ":2: expected KEY=VALUE"},
-      {{{"NOPE_PLUGIN", "true"}}, "NOPE_PLUGIN=true: no built-in loop \"nope\""},
+      {{{"X_PLUGIN_CMD", "/no/such/file"}},
+       "X_PLUGIN_CMD=/no/such/file: No such file or directory"},
+      {{{"X_PLUGIN_CMD", not_executable}},
+       "X_PLUGIN_CMD=" + not_executable + ": not an executable file"},
+      {{{"X_PLUGIN_CMD", "/bin/true"}, {"X_PLUGIN_ENV", bad_file}},
+       "X_PLUGIN_ENV=" + bad_file + ":2: expected KEY=VALUE"},
+      {{{"NOPE_PLUGIN", "true"}},
+       "NOPE_PLUGIN=true: no built-in loop \"nope\""},
   };
   for (const Case& c : cases) {
-    EXPECT_THAT(DiscoverPlugins(c.env, Builtins()),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+    EXPECT_THAT(
+        DiscoverPlugins(c.env, Builtins()),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.message;
   }
 }
@@ -119,16 +127,22 @@ TEST(BuildPluginEnv, IsExplicitAndComplete) {
   PluginConfig plugin;
   plugin.name = "ptp";
   plugin.extra_env = {{"PTP_LOG_FILE", "/x"}};
-  EnvMap host_env = {{"PATH", "/usr/bin"}, {"HOME", "/root"}, {"SECRET", "s"}, {"TZ", "UTC"}};
-  EnvMap env = BuildPluginEnv(plugin, {{"LOOP_NAME", "ptp"}, {"LOOP_PROMETHEUS_PORT", "20001"}}, host_env,
-                              {"node1", "info", "/state/sockets"});
-  EXPECT_THAT(env, UnorderedElementsAre(Pair("PATH", "/usr/bin"), Pair("TZ", "UTC"),
-                                        Pair("LOOPHOST_PLUGIN_COOKIE", "d2a4c6e8-loophost-v1"),
-                                        Pair("PLUGIN_PROTOCOL_VERSIONS", "1"), Pair("PLUGIN_MIN_PORT", "10000"),
-                                        Pair("PLUGIN_MAX_PORT", "25000"),
-                                        Pair("PLUGIN_UNIX_SOCKET_DIR", "/state/sockets"), Pair("NODE_NAME", "node1"),
-                                        Pair("LOOP_LOG_LEVEL", "info"), Pair("LOOP_NAME", "ptp"),
-                                        Pair("LOOP_PROMETHEUS_PORT", "20001"), Pair("PTP_LOG_FILE", "/x")));
+  EnvMap host_env = {
+      {"PATH", "/usr/bin"}, {"HOME", "/root"}, {"SECRET", "s"}, {"TZ", "UTC"}};
+  EnvMap env = BuildPluginEnv(
+      plugin, {{"LOOP_NAME", "ptp"}, {"LOOP_PROMETHEUS_PORT", "20001"}},
+      host_env, {"node1", "info", "/state/sockets"});
+  EXPECT_THAT(
+      env,
+      UnorderedElementsAre(
+          Pair("PATH", "/usr/bin"), Pair("TZ", "UTC"),
+          Pair("LOOPHOST_PLUGIN_COOKIE", "d2a4c6e8-loophost-v1"),
+          Pair("PLUGIN_PROTOCOL_VERSIONS", "1"),
+          Pair("PLUGIN_MIN_PORT", "10000"), Pair("PLUGIN_MAX_PORT", "25000"),
+          Pair("PLUGIN_UNIX_SOCKET_DIR", "/state/sockets"),
+          Pair("NODE_NAME", "node1"), Pair("LOOP_LOG_LEVEL", "info"),
+          Pair("LOOP_NAME", "ptp"), Pair("LOOP_PROMETHEUS_PORT", "20001"),
+          Pair("PTP_LOG_FILE", "/x")));
 }
 
 }  // namespace

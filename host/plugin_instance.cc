@@ -1,4 +1,5 @@
-// Implementation of the child-process and in-process plugin generations (plugin_instance.h).
+// Implementation of the child-process and in-process plugin generations
+// (plugin_instance.h).
 #include "host/plugin_instance.h"
 
 #include <csignal>
@@ -15,14 +16,19 @@ namespace {
 constexpr absl::Duration kOutputDrainTimeout = absl::Milliseconds(200);
 
 absl::Status Step(absl::string_view step, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat(step, ": ", status.message()));
+  return absl::Status(status.code(),
+                      absl::StrCat(step, ": ", status.message()));
 }
 
 }  // namespace
 
-ChildPluginInstance::ChildPluginInstance(std::string plugin, ProcessSpec spec, ProcessLauncher& launcher,
+ChildPluginInstance::ChildPluginInstance(std::string plugin, ProcessSpec spec,
+                                         ProcessLauncher& launcher,
                                          OutputRelay& relay)
-    : plugin_(std::move(plugin)), spec_(std::move(spec)), launcher_(launcher), relay_(relay) {}
+    : plugin_(std::move(plugin)),
+      spec_(std::move(spec)),
+      launcher_(launcher),
+      relay_(relay) {}
 
 ChildPluginInstance::~ChildPluginInstance() {
   if (child_.pid > 0 && !reaped_) Kill();
@@ -30,32 +36,40 @@ ChildPluginInstance::~ChildPluginInstance() {
   if (stderr_token_ != 0) relay_.Unwatch(stderr_token_);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ChildPluginInstance::Start(absl::Time deadline) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChildPluginInstance::Start(
+    absl::Time deadline) {
   auto child = launcher_.Spawn(spec_);
   if (!child.ok()) return Step("spawn", child.status());
   child_ = std::move(*child);
 
   auto stdout_state = std::make_shared<StdoutState>(plugin_);
-  stdout_token_ = relay_.Watch(std::move(child_.stdout_fd), [stdout_state, plugin = plugin_](absl::string_view line) {
-    if (stdout_state->handshake_done.load(std::memory_order_acquire)) {
-      RelogPluginLine(plugin, "stdout", line);
-    } else {
-      stdout_state->waiter.OnStdoutLine(line);
-    }
-  });
-  stderr_token_ = relay_.Watch(std::move(child_.stderr_fd), [plugin = plugin_](absl::string_view line) {
-    RelogPluginLine(plugin, "stderr", line);
-  });
+  stdout_token_ = relay_.Watch(
+      std::move(child_.stdout_fd),
+      [stdout_state, plugin = plugin_](absl::string_view line) {
+        if (stdout_state->handshake_done.load(std::memory_order_acquire)) {
+          RelogPluginLine(plugin, "stdout", line);
+        } else {
+          stdout_state->waiter.OnStdoutLine(line);
+        }
+      });
+  stderr_token_ = relay_.Watch(std::move(child_.stderr_fd),
+                               [plugin = plugin_](absl::string_view line) {
+                                 RelogPluginLine(plugin, "stderr", line);
+                               });
 
-  auto handshake = stdout_state->waiter.Wait(child_.pidfd.get(), deadline - absl::Now());
+  auto handshake =
+      stdout_state->waiter.Wait(child_.pidfd.get(), deadline - absl::Now());
   if (!handshake.ok()) return Step("handshake", handshake.status());
   stdout_state->handshake_done.store(true, std::memory_order_release);
 
-  std::string target =
-      handshake->network == "unix" ? absl::StrCat("unix:", handshake->address) : handshake->address;
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), PluginChannelArguments());
+  std::string target = handshake->network == "unix"
+                           ? absl::StrCat("unix:", handshake->address)
+                           : handshake->address;
+  auto channel = grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), PluginChannelArguments());
   if (!channel->WaitForConnected(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(absl::StrCat("dial: could not connect to ", target, " before the start timeout"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "dial: could not connect to ", target, " before the start timeout"));
   }
   return channel;
 }
@@ -63,7 +77,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChildPluginInstance::Start(absl::
 std::string ChildPluginInstance::Finish(std::string description) {
   reaped_ = true;
   exit_description_ = std::move(description);
-  // The last lines a dying plugin wrote explain its death; let them reach the log first.
+  // The last lines a dying plugin wrote explain its death; let them reach the
+  // log first.
   if (stderr_token_ != 0) relay_.WaitForEof(stderr_token_, kOutputDrainTimeout);
   return exit_description_;
 }
@@ -91,19 +106,26 @@ std::string ChildPluginInstance::Kill() {
   return Finish(ReapChild(child_));
 }
 
-InProcessPluginInstance::InProcessPluginInstance(std::string plugin, LoopFactory factory, sdk::LoopEnv env)
-    : plugin_(std::move(plugin)), factory_(std::move(factory)), env_(std::move(env)) {}
+InProcessPluginInstance::InProcessPluginInstance(std::string plugin,
+                                                 LoopFactory factory,
+                                                 sdk::LoopEnv env)
+    : plugin_(std::move(plugin)),
+      factory_(std::move(factory)),
+      env_(std::move(env)) {}
 
 InProcessPluginInstance::~InProcessPluginInstance() { Kill(); }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> InProcessPluginInstance::Start(absl::Time /*deadline*/) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> InProcessPluginInstance::Start(
+    absl::Time /*deadline*/) {
   auto server = sdk::LoopServer::StartInProcess(factory_(), env_);
   if (!server.ok()) return Step("start in-process", server.status());
   server_ = std::move(*server);
   return server_->InProcessChannel();
 }
 
-std::string InProcessPluginInstance::Stop(absl::Duration /*grace*/) { return Kill(); }
+std::string InProcessPluginInstance::Stop(absl::Duration /*grace*/) {
+  return Kill();
+}
 
 std::string InProcessPluginInstance::Kill() {
   if (server_ == nullptr) return "stopped";

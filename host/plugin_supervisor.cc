@@ -15,11 +15,14 @@ namespace {
 constexpr absl::Duration kDescribeDeadline = absl::Seconds(2);
 constexpr absl::Duration kShutdownRpcDeadline = absl::Seconds(1);
 
-std::string FormatDuration(absl::Duration d) { return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1))); }
+std::string RoundedDuration(absl::Duration d) {
+  return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+}
 
 }  // namespace
 
-RestartBackoff::RestartBackoff(absl::Duration initial, absl::Duration max, uint64_t seed)
+RestartBackoff::RestartBackoff(absl::Duration initial, absl::Duration max,
+                               uint64_t seed)
     : initial_(initial), max_(max), rng_(seed) {}
 
 absl::Duration RestartBackoff::Next() {
@@ -31,11 +34,15 @@ absl::Duration RestartBackoff::Next() {
   return delay * jitter(rng_);
 }
 
-// Reads the plugin's WatchHealth stream on gRPC's callback threads and hands every report
-// to the supervisor. Lives for one generation; Cancel() + WaitDone() before destruction.
-class PluginSupervisor::HealthStream : public grpc::ClientReadReactor<loophost::v1::HealthReportResponse> {
+// Reads the plugin's WatchHealth stream on gRPC's callback threads and hands
+// every report to the supervisor. Lives for one generation; Cancel() +
+// WaitDone() before destruction.
+class PluginSupervisor::HealthStream
+    : public grpc::ClientReadReactor<loophost::v1::HealthReportResponse> {
  public:
-  HealthStream(PluginClient& client, std::function<void(std::map<std::string, std::string>)> on_report)
+  HealthStream(
+      PluginClient& client,
+      std::function<void(std::map<std::string, std::string>)> on_report)
       : on_report_(std::move(on_report)) {
     client.plugin_stub().async()->WatchHealth(&context_, &request_, this);
     StartRead(&response_);
@@ -43,7 +50,8 @@ class PluginSupervisor::HealthStream : public grpc::ClientReadReactor<loophost::
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
-    on_report_(std::map<std::string, std::string>(response_.checks().begin(), response_.checks().end()));
+    on_report_(std::map<std::string, std::string>(response_.checks().begin(),
+                                                  response_.checks().end()));
     StartRead(&response_);
   }
   void OnDone(const grpc::Status& status) override {
@@ -73,7 +81,8 @@ class PluginSupervisor::HealthStream : public grpc::ClientReadReactor<loophost::
   absl::Notification done_;
 };
 
-PluginSupervisor::PluginSupervisor(Identity identity, InstanceFactory factory, SupervisorOptions options,
+PluginSupervisor::PluginSupervisor(Identity identity, InstanceFactory factory,
+                                   SupervisorOptions options,
                                    HostMetrics& metrics)
     : identity_(std::move(identity)),
       factory_(std::move(factory)),
@@ -91,7 +100,9 @@ PluginSupervisor::PluginSupervisor(Identity identity, InstanceFactory factory, S
 
 PluginSupervisor::~PluginSupervisor() { Stop(); }
 
-void PluginSupervisor::Start() { thread_ = std::thread([this] { Run(); }); }
+void PluginSupervisor::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void PluginSupervisor::Stop() {
   if (!stop_requested_.HasBeenNotified()) {
@@ -110,7 +121,8 @@ PluginStatus PluginSupervisor::Status() const {
   absl::MutexLock lock(&mu_);
   PluginStatus out = status_;
   out.checks = reported_checks_;
-  out.checks[identity_.name] = status_.state == PluginState::kServing ? "" : status_.last_error;
+  out.checks[identity_.name] =
+      status_.state == PluginState::kServing ? "" : status_.last_error;
   return out;
 }
 
@@ -120,7 +132,9 @@ std::shared_ptr<PluginClient> PluginSupervisor::Client() const {
 }
 
 bool PluginSupervisor::WaitUntilServing(absl::Time deadline) const {
-  auto serving = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return status_.state == PluginState::kServing; };
+  auto serving = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return status_.state == PluginState::kServing;
+  };
   absl::MutexLock lock(&mu_);
   return mu_.AwaitWithDeadline(absl::Condition(&serving), deadline);
 }
@@ -137,21 +151,24 @@ void PluginSupervisor::SetChecks(std::map<std::string, std::string> checks) {
   reported_checks_ = std::move(checks);
 }
 
-absl::StatusOr<std::shared_ptr<PluginClient>> PluginSupervisor::StartGeneration(PluginInstance& instance,
-                                                                                absl::Time deadline) {
+absl::StatusOr<std::shared_ptr<PluginClient>> PluginSupervisor::StartGeneration(
+    PluginInstance& instance, absl::Time deadline) {
   auto channel = instance.Start(deadline);
   if (!channel.ok()) return channel.status();
   {
     absl::MutexLock lock(&mu_);
     status_.pid = instance.pid();
   }
-  auto client = std::make_shared<PluginClient>(identity_.name, *channel, metrics_);
+  auto client =
+      std::make_shared<PluginClient>(identity_.name, *channel, metrics_);
   if (absl::Status s = client->WaitUntilServing(deadline); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("health: ", s.message()));
   }
   auto description = client->Describe(kDescribeDeadline);
   if (!description.ok()) {
-    return absl::Status(description.status().code(), absl::StrCat("describe: ", description.status().message()));
+    return absl::Status(
+        description.status().code(),
+        absl::StrCat("describe: ", description.status().message()));
   }
   absl::MutexLock lock(&mu_);
   status_.version = description->version;
@@ -159,15 +176,20 @@ absl::StatusOr<std::shared_ptr<PluginClient>> PluginSupervisor::StartGeneration(
   return client;
 }
 
-PluginSupervisor::GenerationEnd PluginSupervisor::Watch(PluginInstance& instance, PluginClient& client,
-                                                        std::string* why) {
-  // Health changes arrive on the stream; a plain go-plugin plugin has none (UNIMPLEMENTED).
-  auto stream = std::make_unique<HealthStream>(client, [this](auto checks) { SetChecks(std::move(checks)); });
+PluginSupervisor::GenerationEnd PluginSupervisor::Watch(
+    PluginInstance& instance, PluginClient& client, std::string* why) {
+  // Health changes arrive on the stream; a plain go-plugin plugin has none
+  // (UNIMPLEMENTED).
+  auto stream = std::make_unique<HealthStream>(
+      client, [this](auto checks) { SetChecks(std::move(checks)); });
   int failed_checks = 0;
   GenerationEnd end = GenerationEnd::kStopRequested;
   for (;;) {
-    pollfd fds[2] = {{stop_event_.get(), POLLIN, 0}, {instance.exit_fd(), POLLIN, 0}};
-    int n = ::poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(options_.health_interval)));
+    pollfd fds[2] = {{stop_event_.get(), POLLIN, 0},
+                     {instance.exit_fd(), POLLIN, 0}};
+    int n = ::poll(
+        fds, 2,
+        static_cast<int>(absl::ToInt64Milliseconds(options_.health_interval)));
     if (n < 0 && errno != EINTR) {
       *why = absl::StrCat("poll: ", std::strerror(errno));
       end = GenerationEnd::kHung;
@@ -186,17 +208,21 @@ PluginSupervisor::GenerationEnd PluginSupervisor::Watch(PluginInstance& instance
     // Liveness: a stopped or wedged plugin does not answer within the deadline.
     absl::Status health = client.CheckHealth(options_.health_deadline);
     if (health.ok()) {
-      if (failed_checks > 0) LogInfo("plugin healthy again", {{"plugin", identity_.name}});
+      if (failed_checks > 0)
+        LogInfo("plugin healthy again", {{"plugin", identity_.name}});
       failed_checks = 0;
       SetState(PluginState::kServing, "");
       // The stream ended early (not unimplemented): poll the report instead.
       if (stream->done() && stream->code() != grpc::StatusCode::UNIMPLEMENTED) {
-        if (auto report = client.HealthReport(options_.health_deadline); report.ok()) SetChecks(*report);
+        if (auto report = client.HealthReport(options_.health_deadline);
+            report.ok())
+          SetChecks(*report);
       }
       continue;
     }
     ++failed_checks;
-    std::string error = absl::StrCat("health check failed (", failed_checks, " in a row): ", health.message());
+    std::string error = absl::StrCat("health check failed (", failed_checks,
+                                     " in a row): ", health.message());
     LogWarn("plugin unhealthy", {{"plugin", identity_.name}, {"error", error}});
     SetState(PluginState::kUnhealthy, error);
     if (failed_checks >= options_.failed_checks_before_restart) {
@@ -209,10 +235,12 @@ PluginSupervisor::GenerationEnd PluginSupervisor::Watch(PluginInstance& instance
   return end;
 }
 
-void PluginSupervisor::StopGeneration(PluginInstance& instance, PluginClient* client) {
+void PluginSupervisor::StopGeneration(PluginInstance& instance,
+                                      PluginClient* client) {
   if (client != nullptr) {
     if (absl::Status s = client->Shutdown(kShutdownRpcDeadline); !s.ok()) {
-      LogDebug("Shutdown RPC failed", {{"plugin", identity_.name}, {"error", std::string(s.message())}});
+      LogDebug("Shutdown RPC failed", {{"plugin", identity_.name},
+                                       {"error", std::string(s.message())}});
     }
   }
   std::string how = instance.Stop(options_.stop_grace);
@@ -220,7 +248,8 @@ void PluginSupervisor::StopGeneration(PluginInstance& instance, PluginClient* cl
 }
 
 void PluginSupervisor::Run() {
-  RestartBackoff backoff(options_.backoff_initial, options_.backoff_max, std::random_device{}());
+  RestartBackoff backoff(options_.backoff_initial, options_.backoff_max,
+                         std::random_device{}());
   bool first = true;
   while (!stop_requested_.HasBeenNotified()) {
     if (!first) {
@@ -241,12 +270,15 @@ void PluginSupervisor::Run() {
     std::string why;
     if (!client.ok()) {
       why = absl::StrCat("start failed: ", client.status().message());
-      LogError("plugin failed to start", {{"plugin", identity_.name}, {"error", why}});
+      LogError("plugin failed to start",
+               {{"plugin", identity_.name}, {"error", why}});
       instance->Kill();
     } else {
-      LogInfo("plugin serving", {{"plugin", identity_.name},
-                                 {"pid", absl::StrCat(instance->pid())},
-                                 {"startup", FormatDuration(absl::Now() - started)}});
+      LogFields fields = {{"plugin", identity_.name},
+                          {"startup", RoundedDuration(absl::Now() - started)}};
+      if (instance->pid() > 0)
+        fields.emplace_back("pid", absl::StrCat(instance->pid()));
+      LogInfo("plugin serving", fields);
       {
         absl::MutexLock lock(&mu_);
         client_ = *client;
@@ -270,9 +302,11 @@ void PluginSupervisor::Run() {
     SetChecks({});
     instance.reset();
     absl::Duration delay = backoff.Next();
-    SetState(PluginState::kBackoff, absl::StrCat(why, "; restarting in ", FormatDuration(delay)));
+    SetState(PluginState::kBackoff,
+             absl::StrCat(why, "; restarting in ", RoundedDuration(delay)));
     if (delay > absl::ZeroDuration()) {
-      LogInfo("plugin restart scheduled", {{"plugin", identity_.name}, {"in", FormatDuration(delay)}});
+      LogInfo("plugin restart scheduled",
+              {{"plugin", identity_.name}, {"in", RoundedDuration(delay)}});
     }
     if (WaitForStopRequest(delay)) break;
   }

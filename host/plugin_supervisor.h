@@ -1,8 +1,9 @@
-// PluginSupervisor: keeps one plugin running. It owns a thread that starts a generation
-// (PluginInstance), watches it (exit through the pidfd at once, hangs through deadline-bound
-// health checks, health changes through the WatchHealth stream), restarts it with
-// exponential backoff and jitter, and stops it gracefully. Status() and Client() are
-// thread-safe snapshots for the operator endpoints and the rest of the host.
+// PluginSupervisor: keeps one plugin running. It owns a thread that starts a
+// generation (PluginInstance), watches it (exit through the pidfd at once,
+// hangs through deadline-bound health checks, health changes through the
+// WatchHealth stream), restarts it with exponential backoff and jitter, and
+// stops it gracefully. Status() and Client() are thread-safe snapshots for the
+// operator endpoints and the rest of the host.
 #pragma once
 
 #include <functional>
@@ -25,18 +26,21 @@
 namespace loophost::host {
 
 struct SupervisorOptions {
-  absl::Duration start_timeout = absl::Seconds(5);     // spawn -> serving
-  absl::Duration health_interval = absl::Seconds(1);   // between liveness checks
-  absl::Duration health_deadline = absl::Seconds(1);   // per liveness check
-  int failed_checks_before_restart = 2;                // consecutive, for a hung plugin
-  absl::Duration stop_grace = absl::Seconds(2);        // Shutdown RPC -> SIGTERM -> SIGKILL
+  absl::Duration start_timeout = absl::Seconds(5);    // spawn -> serving
+  absl::Duration health_interval = absl::Seconds(1);  // between liveness checks
+  absl::Duration health_deadline = absl::Seconds(1);  // per liveness check
+  int failed_checks_before_restart = 2;  // consecutive, for a hung plugin
+  absl::Duration stop_grace =
+      absl::Seconds(2);  // Shutdown RPC -> SIGTERM -> SIGKILL
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(30);
-  absl::Duration healthy_reset = absl::Seconds(10);    // serving this long resets the backoff
+  absl::Duration healthy_reset =
+      absl::Seconds(10);  // serving this long resets the backoff
 };
 
-// Computes restart delays: the first restart at once, then initial * 2^n up to max, each
-// scaled by a random factor in [0.8, 1.2]; Reset() after a healthy period.
+// Computes restart delays: the first restart at once, then initial * 2^n up to
+// max, each scaled by a random factor in [0.8, 1.2]; Reset() after a healthy
+// period.
 class RestartBackoff {
  public:
   RestartBackoff(absl::Duration initial, absl::Duration max, uint64_t seed);
@@ -60,12 +64,14 @@ class PluginSupervisor {
     uint16_t prometheus_port = 0;
   };
 
-  PluginSupervisor(Identity identity, InstanceFactory factory, SupervisorOptions options, HostMetrics& metrics);
+  PluginSupervisor(Identity identity, InstanceFactory factory,
+                   SupervisorOptions options, HostMetrics& metrics);
   ~PluginSupervisor();  // Stop()
   PluginSupervisor(const PluginSupervisor&) = delete;
   PluginSupervisor& operator=(const PluginSupervisor&) = delete;
 
-  void Start();  // starts the supervision thread; the first generation starts at once
+  void Start();  // starts the supervision thread; the first generation starts
+                 // at once
   void Stop();   // stops the plugin gracefully and joins the thread; idempotent
 
   PluginStatus Status() const;
@@ -78,11 +84,14 @@ class PluginSupervisor {
   class HealthStream;
 
   void Run();
-  absl::StatusOr<std::shared_ptr<PluginClient>> StartGeneration(PluginInstance& instance, absl::Time deadline);
-  GenerationEnd Watch(PluginInstance& instance, PluginClient& client, std::string* why);
+  absl::StatusOr<std::shared_ptr<PluginClient>> StartGeneration(
+      PluginInstance& instance, absl::Time deadline);
+  GenerationEnd Watch(PluginInstance& instance, PluginClient& client,
+                      std::string* why);
   void StopGeneration(PluginInstance& instance, PluginClient* client);
   void SetState(PluginState state, std::string error);
-  void SetChecks(std::map<std::string, std::string> checks);  // the plugin's reported checks
+  void SetChecks(std::map<std::string, std::string>
+                     checks);  // the plugin's reported checks
   bool WaitForStopRequest(absl::Duration timeout);
 
   const Identity identity_;

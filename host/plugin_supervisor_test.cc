@@ -1,14 +1,13 @@
-// Tests of PluginSupervisor's lifecycle on in-process generations of the example loop
-// (real gRPC, no child processes) and of RestartBackoff. Child processes are covered by
-// the integration tests under tests/.
+// Tests of PluginSupervisor's lifecycle on in-process generations of the
+// example loop (real gRPC, no child processes) and of RestartBackoff. Child
+// processes are covered by the integration tests under tests/.
 #include "host/plugin_supervisor.h"
-
-#include <sys/eventfd.h>
-
-#include <atomic>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
+
+#include <atomic>
 
 #include "loops/example/example_loop.h"
 
@@ -23,26 +22,35 @@ using ::testing::Pair;
 constexpr absl::Duration kWait = absl::Seconds(10);
 
 // Waits for `predicate` on the supervisor's status, with a deadline.
-::testing::AssertionResult WaitForStatus(const PluginSupervisor& supervisor,
-                                         const std::function<bool(const PluginStatus&)>& predicate,
-                                         absl::Duration timeout = kWait) {
+::testing::AssertionResult WaitForStatus(
+    const PluginSupervisor& supervisor,
+    const std::function<bool(const PluginStatus&)>& predicate,
+    absl::Duration timeout = kWait) {
   absl::Time deadline = absl::Now() + timeout;
   PluginStatus status;
   while (absl::Now() < deadline) {
     status = supervisor.Status();
     if (predicate(status)) return ::testing::AssertionSuccess();
-    absl::SleepFor(absl::Milliseconds(5));  // polling a snapshot, not synchronising
+    absl::SleepFor(
+        absl::Milliseconds(5));  // polling a snapshot, not synchronising
   }
-  return ::testing::AssertionFailure() << "state " << PluginStateName(status.state) << ", restarts "
-                                       << status.restarts << ", last_error " << status.last_error;
+  return ::testing::AssertionFailure()
+         << "state " << PluginStateName(status.state) << ", restarts "
+         << status.restarts << ", last_error " << status.last_error;
 }
 
-// An in-process example loop whose "process" can be made to die through an eventfd.
+// An in-process example loop whose "process" can be made to die through an
+// eventfd.
 class DyingInstance : public PluginInstance {
  public:
-  DyingInstance() : inner_("example", loops::example::MakeExampleLoop, {{"LOOP_NAME", "example"}}),
-                    exit_(::eventfd(0, EFD_CLOEXEC)) {}
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> Start(absl::Time deadline) override { return inner_.Start(deadline); }
+  DyingInstance()
+      : inner_("example", loops::example::MakeExampleLoop,
+               {{"LOOP_NAME", "example"}}),
+        exit_(::eventfd(0, EFD_CLOEXEC)) {}
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Start(
+      absl::Time deadline) override {
+    return inner_.Start(deadline);
+  }
   int exit_fd() const override { return exit_.get(); }
   std::string CollectExit() override { return "killed by signal 9 (Killed)"; }
   std::string Stop(absl::Duration grace) override { return inner_.Stop(grace); }
@@ -76,7 +84,8 @@ SupervisorOptions FastOptions() {
 }
 
 TEST(RestartBackoff, FirstAtOnceThenDoublingWithJitterCappedAndReset) {
-  RestartBackoff backoff(absl::Milliseconds(100), absl::Seconds(1), /*seed=*/42);
+  RestartBackoff backoff(absl::Milliseconds(100), absl::Seconds(1),
+                         /*seed=*/42);
   EXPECT_EQ(backoff.Next(), absl::ZeroDuration());
   const double expected_ms[] = {100, 200, 400, 800, 1000, 1000};
   for (double ms : expected_ms) {
@@ -90,15 +99,19 @@ TEST(RestartBackoff, FirstAtOnceThenDoublingWithJitterCappedAndReset) {
 
 TEST(PluginSupervisor, ServesReportsChecksAndStops) {
   HostMetrics metrics;
-  PluginSupervisor supervisor({"example", "", 0},
-                              [] {
-                                return std::make_unique<InProcessPluginInstance>(
-                                    "example", loops::example::MakeExampleLoop, sdk::LoopEnv{{"LOOP_NAME", "example"}});
-                              },
-                              FastOptions(), metrics);
+  PluginSupervisor supervisor(
+      {"example", "", 0},
+      [] {
+        return std::make_unique<InProcessPluginInstance>(
+            "example", loops::example::MakeExampleLoop,
+            sdk::LoopEnv{{"LOOP_NAME", "example"}});
+      },
+      FastOptions(), metrics);
   supervisor.Start();
   ASSERT_TRUE(supervisor.WaitUntilServing(absl::Now() + kWait));
-  ASSERT_TRUE(WaitForStatus(supervisor, [](const PluginStatus& s) { return s.checks.count("example.echo") > 0; }));
+  ASSERT_TRUE(WaitForStatus(supervisor, [](const PluginStatus& s) {
+    return s.checks.count("example.echo") > 0;
+  }));
   PluginStatus status = supervisor.Status();
   EXPECT_EQ(status.state, PluginState::kServing);
   EXPECT_TRUE(status.in_process);
@@ -114,13 +127,14 @@ TEST(PluginSupervisor, ServesReportsChecksAndStops) {
 TEST(PluginSupervisor, ExitIsSeenAtOnceAndRestartedAndCounted) {
   HostMetrics metrics;
   std::atomic<DyingInstance*> current{nullptr};
-  PluginSupervisor supervisor({"example", "/fake", 0},
-                              [&current] {
-                                auto instance = std::make_unique<DyingInstance>();
-                                current = instance.get();
-                                return instance;
-                              },
-                              FastOptions(), metrics);
+  PluginSupervisor supervisor(
+      {"example", "/fake", 0},
+      [&current] {
+        auto instance = std::make_unique<DyingInstance>();
+        current = instance.get();
+        return instance;
+      },
+      FastOptions(), metrics);
   supervisor.Start();
   ASSERT_TRUE(supervisor.WaitUntilServing(absl::Now() + kWait));
   DyingInstance* first = current.load();
@@ -134,13 +148,20 @@ TEST(PluginSupervisor, ExitIsSeenAtOnceAndRestartedAndCounted) {
 
 TEST(PluginSupervisor, FailedStartsBackOffAndNameTheStep) {
   HostMetrics metrics;
-  PluginSupervisor supervisor({"broken", "/fake", 0}, [] { return std::make_unique<FailingInstance>(); },
-                              FastOptions(), metrics);
+  PluginSupervisor supervisor(
+      {"broken", "/fake", 0},
+      [] { return std::make_unique<FailingInstance>(); }, FastOptions(),
+      metrics);
   supervisor.Start();
-  ASSERT_TRUE(WaitForStatus(supervisor, [](const PluginStatus& s) { return s.restarts >= 3; }));
+  ASSERT_TRUE(WaitForStatus(
+      supervisor, [](const PluginStatus& s) { return s.restarts >= 3; }));
   PluginStatus status = supervisor.Status();
   EXPECT_NE(status.state, PluginState::kServing);
-  EXPECT_THAT(status.checks, Contains(Pair("broken", HasSubstr("start failed: handshake: no handshake within 5s"))));
+  EXPECT_THAT(
+      status.checks,
+      Contains(
+          Pair("broken",
+               HasSubstr("start failed: handshake: no handshake within 5s"))));
   absl::Time before = absl::Now();
   supervisor.Stop();  // interrupts the backoff wait
   EXPECT_LT(absl::Now() - before, absl::Seconds(1));

@@ -1,5 +1,5 @@
-// loophost: parse the configuration, start the host, run until SIGTERM or SIGINT, stop
-// every plugin gracefully, exit 0.
+// loophost: parse the configuration, start the host, run until SIGTERM or
+// SIGINT, stop every plugin gracefully, exit 0.
 #include <csignal>
 #include <cstdio>
 
@@ -10,7 +10,8 @@
 
 int main(int argc, char** argv) {
   using namespace loophost;
-  // Block the stop signals before any thread starts, so only sigwait below sees them.
+  // Block the stop signals before any thread starts, so only sigwait below sees
+  // them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -18,8 +19,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  host::ParsedCommandLine parsed =
-      host::ParseHostConfig(argc, argv, host::CurrentEnvironment(), host::BuiltinLoops());
+  host::ParsedCommandLine parsed = host::ParseHostConfig(
+      argc, argv, host::CurrentEnvironment(), host::BuiltinLoops());
   if (!parsed.run) {
     std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
     return parsed.exit_code;
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
 
   host::LoopHost loop_host(std::move(parsed.config));
   if (absl::Status status = loop_host.Start(); !status.ok()) {
-    LogError("loophost failed to start", {{"error", std::string(status.message())}});
+    LogError("loophost failed to start",
+             {{"error", std::string(status.message())}});
     return 1;
   }
   int signal = 0;
