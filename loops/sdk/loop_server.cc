@@ -27,9 +27,10 @@
 
 namespace loophost::sdk {
 
-constexpr absl::Duration kShutdownGrace = absl::Seconds(1);
-
 namespace {
+
+// How long in-flight calls get when the server stops.
+constexpr absl::Duration kShutdownGrace = absl::Seconds(1);
 
 // civetweb (the exposer's HTTP server) notices a stop only when its accept
 // loop's poll() times out, a second later. Shutting its listening socket down
@@ -66,8 +67,9 @@ void WakeExposer(int port) {
 }  // namespace
 
 // One WatchHealth call: writes the report it is given, coalescing reports that
-// arrive while a write is in flight into the latest one. gRPC deletes nothing:
-// the reactor deletes itself in OnDone.
+// arrive while a write is in flight into the latest one. It deletes itself in
+// OnDone, after leaving HealthWatchers. StartWrite/Finish are called without
+// its own mutex held.
 class WatchHealthReactor
     : public grpc::ServerWriteReactor<v1::HealthReportResponse> {
  public:
@@ -100,7 +102,9 @@ class WatchHealthReactor
 
 // The open WatchHealth streams, fed by LoopServer's health thread. Once closed
 // (at shutdown) it ends every stream and refuses new ones, so no stream holds
-// the server open.
+// the server open. Push/Close run under mu_ and may start a write or finish:
+// that is safe because gRPC never runs a reaction (here OnDone, which takes
+// mu_) inline in StartWrite/Finish; it runs them on its own threads.
 class HealthWatchers {
  public:
   // False when closed: the caller finishes the stream itself.

@@ -45,8 +45,9 @@ LoopEnv EnvFromEnviron() {
     absl::string_view entry(*e);
     size_t eq = entry.find('=');
     if (eq == absl::string_view::npos || eq == 0) continue;
-    env.emplace(std::string(entry.substr(0, eq)),
-                std::string(entry.substr(eq + 1)));
+    std::string key(entry.data(), eq);
+    std::string value(entry.data() + eq + 1, entry.size() - eq - 1);
+    env.emplace(std::move(key), std::move(value));
   }
   return env;
 }
