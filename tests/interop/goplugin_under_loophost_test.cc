@@ -52,6 +52,15 @@ class GoPluginUnderLoophostTest : public ::testing::Test {
         {"GOGO_ENV_DUMP", "${WORK_DIR}/gogo-env.txt"},
         // Not the plugin's prefix: must not reach it.
         {"LH_INTEROP_HOST_ONLY", "host-secret"},
+        // go-plugin 1.0.1 ignores PLUGIN_UNIX_SOCKET_DIR and puts its socket
+        // in $TMPDIR; the plugin's env file keeps it in the work dir.
+        {"GOGO_PLUGIN_ENV", "${WORK_DIR}/gogo.env"},
+        // Relays go-plugin's debug line "plugin address ... address=...".
+        {"LOOPHOST_LOG_LEVEL", "debug"},
+    };
+    options.files = {
+        {"gogo.env",
+         "# env file for plugin gogo only\nTMPDIR=${WORK_DIR}/tmp\n"},
     };
     absl::StatusOr<std::unique_ptr<LoophostProcess>> host =
         LoophostProcess::Start(std::move(options));
@@ -96,6 +105,9 @@ TEST_F(GoPluginUnderLoophostTest, LaunchedHealthyAndGivenTheContractEnv) {
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->value("restarts", -1), 0) << p->dump();
   EXPECT_EQ(p->value("in_process", true), false) << p->dump();
+  EXPECT_EQ(p->value("checks", nlohmann::json()),
+            nlohmann::json({{kPlugin, ""}}))
+      << p->dump();
 
   // /health: a plain go-plugin plugin's grpc.health status is its health.
   absl::StatusOr<HttpResponse> health = host_->Get("/health");
@@ -138,6 +150,17 @@ TEST_F(GoPluginUnderLoophostTest, LaunchedHealthyAndGivenTheContractEnv) {
   EXPECT_THAT(env, Not(Contains(StartsWith("GOGO_PLUGIN_CMD="))));
   EXPECT_THAT(env, Not(Contains(StartsWith("LH_INTEROP_HOST_ONLY="))));
   EXPECT_THAT(env, Not(Contains(StartsWith("LOOPHOST_STATE_DIR="))));
+  // From GOGO_PLUGIN_ENV's file.
+  EXPECT_THAT(env, Contains("TMPDIR=" + host_->WorkPath("tmp")));
+
+  // go-plugin's own handshake address (its debug log line, relayed): a socket
+  // in that TMPDIR, which loophost accepted although it is not in
+  // PLUGIN_UNIX_SOCKET_DIR.
+  std::vector<std::string> address =
+      host_->LogLines({"plugin=gogo", "plugin address", "network=unix"});
+  ASSERT_THAT(address, Not(IsEmpty())) << host_->Log();
+  EXPECT_THAT(address[0],
+              HasSubstr("address=" + host_->WorkPath("tmp/plugin")));
 }
 
 TEST_F(GoPluginUnderLoophostTest, RestartedAfterSigkill) {

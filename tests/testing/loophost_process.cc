@@ -4,12 +4,14 @@
 #include <httplib.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -23,6 +25,7 @@ namespace loophost::testing {
 namespace {
 
 constexpr absl::Duration kPluginExitGrace = absl::Seconds(5);
+constexpr absl::Duration kTeardownStopTimeout = absl::Seconds(30);
 constexpr size_t kLogTailLines = 60;
 
 std::string TailForError(const std::string& log) {
@@ -145,6 +148,17 @@ absl::StatusOr<std::unique_ptr<LoophostProcess>> LoophostProcess::Start(
     return absl::StrReplaceAll(value, {{"${WORK_DIR}", dir->path()}});
   };
   for (auto& [key, value] : options.env) env[key] = expand(value);
+  for (const auto& [name, content] : options.files) {
+    std::ofstream out(dir->Join(name), std::ios::binary | std::ios::trunc);
+    out << expand(content);
+    out.close();
+    if (!out) {
+      return absl::InternalError(
+          absl::StrCat("cannot write ", dir->Join(name)));
+    }
+    // A script ("#!...") is made executable, e.g. a wrapper used as a plugin.
+    if (absl::StartsWith(content, "#!")) ::chmod(dir->Join(name).c_str(), 0755);
+  }
 
   ChildOptions child;
   child.argv.push_back(options.binary);
@@ -193,11 +207,18 @@ absl::Status LoophostProcess::AwaitStartedLine(absl::Duration timeout) {
 
 LoophostProcess::~LoophostProcess() {
   const bool failed = ::testing::Test::HasFailure();
+  if (process_->running() && !failed) {
+    // The usual end of a passing test that did not call Stop() itself.
+    if (absl::StatusOr<ExitStatus> st = Stop(kTeardownStopTimeout); !st.ok()) {
+      std::fprintf(stderr, "[loophost_process] teardown: %s\n",
+                   std::string(st.status().message()).c_str());
+    }
+  }
   if (process_->running()) {
     ExitStatus st = process_->KillAndReap();
     std::fprintf(stderr,
-                 "[loophost_process] loophost pid %d still running at "
-                 "teardown: SIGKILLed its process group (%s)\n",
+                 "[loophost_process] teardown after a failure: SIGKILLed "
+                 "loophost's process group (pid %d, %s)\n",
                  static_cast<int>(process_->pid()), st.ToString().c_str());
   }
   for (auto& [pid, plugin] : seen_plugins_) {

@@ -15,8 +15,9 @@
 //   auto health = (*host)->Get("/health");
 //   auto stopped = (*host)->Stop();  // SIGTERM, wait, exit status
 //
-// The destructor always leaves nothing running: a loophost still running gets
-// SIGKILL (its process group) and is reaped; every plugin pid the test saw
+// The destructor always leaves nothing running: a loophost still running is
+// stopped (SIGTERM; if the test has failed or it does not exit within 30 s,
+// SIGKILL to its process group) and reaped; every plugin pid the test saw
 // through Plugins() that outlives loophost by more than a few seconds is
 // SIGKILLed (plugins have a parent-death signal, so that should not happen).
 // If the test has failed, the destructor prints the tail of the host log and
@@ -51,6 +52,11 @@ struct LoophostOptions {
   std::map<std::string, std::string> env;
   // Extra command-line arguments ("${WORK_DIR}" is replaced too).
   std::vector<std::string> args;
+  // Files written into the work dir before loophost starts: name -> content
+  // ("${WORK_DIR}" is replaced in the content), e.g. a <NAME>_PLUGIN_ENV file.
+  // A content starting with "#!" is made executable (mode 0755): a script
+  // can serve as a plugin command.
+  std::map<std::string, std::string> files;
   // Spawn -> the "loophost started" line.
   absl::Duration start_timeout = absl::Seconds(30);
 };
