@@ -169,11 +169,13 @@ absl::StatusOr<std::unique_ptr<LoophostProcess>> LoophostProcess::Start(
   child.stdout_path = dir->Join("loophost.stdout");
   child.stderr_path = dir->Join("loophost.log");
 
+  const absl::Time spawned_at = absl::Now();
   absl::StatusOr<std::unique_ptr<ChildProcess>> process =
       ChildProcess::Spawn(child);
   if (!process.ok()) return process.status();
   std::unique_ptr<LoophostProcess> host(new LoophostProcess(
       std::move(*dir), child.stderr_path, std::move(*process)));
+  host->spawned_at_ = spawned_at;
   if (absl::Status s = host->AwaitStartedLine(options.start_timeout); !s.ok()) {
     // The destructor kills and reaps it; keep the dir for a look.
     host->work_dir_.Keep();

@@ -78,6 +78,8 @@ class LoophostProcess {
   ~LoophostProcess();
 
   pid_t pid() const { return process_->pid(); }
+  // When Start() spawned loophost (just before fork).
+  absl::Time spawned_at() const { return spawned_at_; }
   bool running() { return process_->running(); }
   // The operator endpoints' address, from the "loophost started" line.
   const std::string& metrics_host() const { return metrics_host_; }
@@ -142,6 +144,7 @@ class LoophostProcess {
   TempDir work_dir_;
   std::string log_path_;
   std::unique_ptr<ChildProcess> process_;
+  absl::Time spawned_at_;
   std::string metrics_host_;
   int metrics_port_ = 0;
   std::map<pid_t, ForeignProcess> seen_plugins_;
