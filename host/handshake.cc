@@ -44,6 +44,14 @@ std::string PeekExit(int pidfd) {
   return DescribeExit(info.si_code, info.si_status);
 }
 
+// Callers pass what is left of a start deadline (4.98731s): say "5s".
+absl::Duration RoundForHumans(absl::Duration d) {
+  absl::Duration unit =
+      d >= absl::Seconds(1) ? absl::Milliseconds(100) : absl::Milliseconds(1);
+  absl::Duration rounded = absl::Floor(d + unit / 2, unit);
+  return rounded > absl::ZeroDuration() ? rounded : d;
+}
+
 }  // namespace
 
 absl::StatusOr<Handshake> ParseHandshakeLine(absl::string_view line) {
@@ -169,7 +177,8 @@ absl::StatusOr<Handshake> HandshakeWaiter::Wait(int pidfd,
     }
     if (absl::Now() >= deadline) {
       outcome_ = absl::DeadlineExceededError(
-          absl::StrCat("no handshake within ", absl::FormatDuration(timeout)));
+          absl::StrCat("no handshake within ",
+                       absl::FormatDuration(RoundForHumans(timeout))));
       return *outcome_;
     }
   }

@@ -175,7 +175,7 @@ TEST(HandshakeWaiterTest, TooManyLinesBeforeHandshake) {
 
 TEST(HandshakeWaiterTest, TooManyBytesBeforeHandshake) {
   HandshakeWaiter waiter("ptp");
-  const std::string big(16 * 1024, 'x');
+  const std::string big(size_t{16} * 1024, 'x');
   for (int i = 0; i < 4; ++i) waiter.OnStdoutLine(big);
   EXPECT_THAT(waiter.Wait(-1, absl::Seconds(5)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
@@ -203,6 +203,13 @@ TEST(HandshakeWaiterTest, ChildExitsBeforeHandshake) {
                        "other lines on stdout)"));
   // Not reaped by the waiter: the caller still gets the exit status.
   EXPECT_EQ(ReapChild(*child), "exited with code 3");
+}
+
+TEST(HandshakeWaiterTest, TimeoutMessageIsRounded) {
+  HandshakeWaiter waiter("ptp");
+  EXPECT_THAT(
+      waiter.Wait(-1, absl::Milliseconds(1049)),
+      StatusIs(absl::StatusCode::kDeadlineExceeded, "no handshake within 1s"));
 }
 
 TEST(HandshakeWaiterTest, TimesOut) {

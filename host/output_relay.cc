@@ -18,7 +18,7 @@
 namespace loophost::host {
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 // Reads per wake-up for one stream, so a chatty plugin cannot starve others.
 constexpr int kReadsPerWakeup = 4;
 constexpr uint64_t kWakeToken = 0;

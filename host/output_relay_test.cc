@@ -154,12 +154,12 @@ TEST(OutputRelayTest, UnwatchFromItsOwnHandler) {
 TEST(OutputRelayTest, ManyStreamsAtOnce) {
   PosixProcessLauncher launcher;
   OutputRelay relay;
-  constexpr int kStreams = 16;
+  constexpr size_t kStreams = 16;
   constexpr int kLines = 20000;
   std::vector<ChildProcess> children;
   std::vector<std::unique_ptr<Lines>> lines;
   std::vector<uint64_t> tokens;
-  for (int i = 0; i < kStreams; ++i) {
+  for (size_t i = 0; i < kStreams; ++i) {
     auto child = launcher.Spawn(testing::Shell(
         absl::StrCat("seq 1 ", kLines, "; seq 1 ", kLines, " >&2")));
     ASSERT_TRUE(child.ok()) << child.status();
@@ -170,7 +170,7 @@ TEST(OutputRelayTest, ManyStreamsAtOnce) {
         relay.Watch(std::move(child->stderr_fd), [](absl::string_view) {}));
     children.push_back(std::move(*child));
   }
-  for (int i = 0; i < kStreams; ++i) {
+  for (size_t i = 0; i < kStreams; ++i) {
     ASSERT_TRUE(relay.WaitForEof(tokens[2 * i], kTimeout));
     ASSERT_TRUE(relay.WaitForEof(tokens[2 * i + 1], kTimeout));
     std::vector<std::string> got = lines[i]->Get();

@@ -12,8 +12,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "host/sys_pidfd.h"
@@ -157,7 +159,7 @@ absl::StatusOr<ChildProcess> ForkAndExec(const ProcessSpec& spec) {
     return absl::InvalidArgumentError("empty executable path");
   }
   for (const std::string& kv : spec.env) {
-    if (kv.find('=') == std::string::npos || kv.front() == '=') {
+    if (!absl::StrContains(kv, '=') || kv.front() == '=') {
       return absl::InvalidArgumentError(
           absl::StrCat("environment entry \"", kv, "\" is not KEY=VALUE"));
     }
@@ -195,7 +197,7 @@ absl::StatusOr<ChildProcess> ForkAndExec(const ProcessSpec& spec) {
   setup.stderr_fd = err.write.get();
   setup.report_fd = report.write.get();
   setup.parent = ::getpid();
-  long open_max = ::sysconf(_SC_OPEN_MAX);
+  const int64_t open_max = ::sysconf(_SC_OPEN_MAX);
   setup.max_fd =
       open_max > 0 && open_max < INT_MAX ? static_cast<int>(open_max) : 65536;
   sigemptyset(&setup.empty_mask);
