@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/compare.h"
 #include "bench/plugin_harness.h"
 #include "bench/proc_info.h"
@@ -44,10 +46,11 @@ struct Flags {
   int payload = 16;
   int restarts = 10;
   int rpc_deadline_ms = 5000;
+  std::vector<std::string> phases = {"launch", "rpc", "restart", "baseline"};
   bool host_path = true;
-  bool baseline = true;
   bool verbose = false;
   bool close_channel_on_stop = false;
+  bool no_deadlock_detection = false;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -75,6 +78,11 @@ std::vector<std::pair<std::string, std::string>> KeyValues(
   return out;
 }
 
+bool Wanted(const Flags& flags, const std::string& phase) {
+  return std::find(flags.phases.begin(), flags.phases.end(), phase) !=
+         flags.phases.end();
+}
+
 void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
   std::error_code ec;
   const auto plugin_bytes = std::filesystem::file_size(flags.plugin, ec);
@@ -95,12 +103,13 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"channel_args", flags.channel_args},
         {"plugin_env_extra", flags.plugin_env},
         {"close_channel_on_stop", flags.close_channel_on_stop},
+        {"no_deadlock_detection", flags.no_deadlock_detection},
         {"socket_dir", options.socket_dir}});
 }
 
 // N launches after the warm-ups, each stopped the host's way.
 void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
-  std::vector<double> spawned, handshake, connected, first_call, kill;
+  std::vector<double> spawned, handshake, channel, connected, first_call, kill;
   std::vector<double> rss, pss;
   int unclean = 0;
   std::string unclean_example;
@@ -121,6 +130,7 @@ void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
     }
     spawned.push_back(times.spawned_ms);
     handshake.push_back(times.handshake_ms);
+    channel.push_back(times.channel_ms);
     if (host_path) connected.push_back(times.connected_ms);
     first_call.push_back(times.first_call_ms);
     kill.push_back(kill_ms);
@@ -137,6 +147,7 @@ void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
       {"warm_launches_discarded", flags.warm_launches},
       {"exec_to_spawned_ms", Summarize(spawned)},
       {"exec_to_handshake_ms", Summarize(handshake)},
+      {"exec_to_channel_ms", Summarize(channel)},
       {"first_call_ms", Summarize(first_call)},
       {"kill_ms", Summarize(kill)},
       {"kill_how", "GRPCController/Shutdown, wait for exit (pidfd), reap"},
@@ -169,6 +180,8 @@ void PhaseRpc(PluginHarness& harness, const Flags& flags) {
   }
   std::vector<double> latency_us;
   latency_us.reserve(static_cast<size_t>(flags.calls));
+  const long long plugin_cpu0 = ProcCpuNs(pid);
+  const long long host_cpu0 = ProcCpuNs(0);
   const BenchClock::time_point all = BenchClock::now();
   for (int i = 0; i < flags.calls; ++i) {
     const BenchClock::time_point t0 = BenchClock::now();
@@ -177,6 +190,10 @@ void PhaseRpc(PluginHarness& harness, const Flags& flags) {
     if (!s.ok()) Die("call", s);
   }
   const double total_s = MillisSince(all) / 1000;
+  const double plugin_cpu_us =
+      static_cast<double>(ProcCpuNs(pid) - plugin_cpu0) / 1000 / flags.calls;
+  const double host_cpu_us =
+      static_cast<double>(ProcCpuNs(0) - host_cpu0) / 1000 / flags.calls;
   const Json plugin_busy = ProcMemory(pid);
   const Json host_busy = ProcMemory(0);
 
@@ -187,7 +204,9 @@ void PhaseRpc(PluginHarness& harness, const Flags& flags) {
                {"warm_calls", flags.warm_calls},
                {"rpc_deadline_ms", flags.rpc_deadline_ms},
                {"latency_us", Summarize(std::move(latency_us))},
-               {"calls_per_s", flags.calls / total_s}});
+               {"calls_per_s", flags.calls / total_s},
+               {"plugin_cpu_us_per_call", plugin_cpu_us},
+               {"host_cpu_us_per_call", host_cpu_us}});
   Emit("rss", {{"variant", "plain"},
                {"plugin_pid", pid},
                {"plugin_after_launch_kb", plugin_idle},
@@ -243,6 +262,9 @@ void PhaseRestart(PluginHarness& harness, const Flags& flags) {
 
 int Run(const Flags& flags) {
   if (!flags.verbose) SetMinLogLevel(LogLevel::kWarn);
+  if (flags.no_deadlock_detection) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   char dir_template[] = "/tmp/lhbench-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) {
     Die("mkdtemp", absl::InternalError(std::strerror(errno)));
@@ -258,12 +280,16 @@ int Run(const Flags& flags) {
   PhaseMachine(flags, options);
   {
     PluginHarness harness(options);
-    PhaseLaunch(harness, flags, /*host_path=*/false);
-    if (flags.host_path) PhaseLaunch(harness, flags, /*host_path=*/true);
-    PhaseRpc(harness, flags);
-    if (flags.restarts > 0) PhaseRestart(harness, flags);
+    if (Wanted(flags, "launch")) {
+      PhaseLaunch(harness, flags, /*host_path=*/false);
+      if (flags.host_path) PhaseLaunch(harness, flags, /*host_path=*/true);
+    }
+    if (Wanted(flags, "rpc")) PhaseRpc(harness, flags);
+    if (Wanted(flags, "restart") && flags.restarts > 0) {
+      PhaseRestart(harness, flags);
+    }
   }
-  if (flags.baseline) {
+  if (Wanted(flags, "baseline")) {
     auto uds = UdsPingPong(flags.payload, flags.warm_calls, flags.calls);
     if (!uds.ok()) Die("baseline", uds.status());
     Emit("baseline_uds",
@@ -309,8 +335,11 @@ int main(int argc, char** argv) {
   app.add_option("--host-path", flags.host_path,
                  "also time the supervisor's ready steps (launch variant "
                  "host_path)");
-  app.add_option("--baseline", flags.baseline,
-                 "also time a bare unix-socket ping-pong");
+  app.add_option("--phases", flags.phases,
+                 "phases to run: launch, rpc, restart, baseline (all by "
+                 "default; machine and end always)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"launch", "rpc", "restart", "baseline"}));
   app.add_option("--channel-arg", flags.channel_args,
                  "KEY=VALUE gRPC channel argument on top of "
                  "PluginChannelArguments() (experiments)");
@@ -319,6 +348,10 @@ int main(int argc, char** argv) {
   app.add_flag("--close-channel-on-stop", flags.close_channel_on_stop,
                "destroy the channel right after the Shutdown RPC (go-plugin's "
                "order) instead of after the reap (loophost's)");
+  app.add_flag("--no-deadlock-detection", flags.no_deadlock_detection,
+               "absl::SetMutexDeadlockDetectionMode(kIgnore) in the bench "
+               "(Debian's Abseil is built without NDEBUG, so every "
+               "absl::Mutex gRPC takes runs the deadlock detector)");
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "

@@ -122,6 +122,7 @@ absl::StatusOr<std::unique_ptr<LaunchedPlugin>> PluginHarness::Launch(
   plugin->channel_ = grpc::CreateCustomChannel(
       target, grpc::InsecureChannelCredentials(), channel_args_);
   plugin->echo_ = v1::Echo::NewStub(plugin->channel_);
+  times->channel_ms = MillisSince(t0);
 
   if (host_path) {
     if (!plugin->channel_->WaitForConnected(absl::ToChronoTime(deadline))) {

@@ -51,6 +51,7 @@ struct HarnessOptions {
 struct LaunchTimes {
   double spawned_ms = 0;     // Spawn() returned: fork + exec done
   double handshake_ms = 0;   // the handshake line parsed
+  double channel_ms = 0;     // CreateCustomChannel returned
   double connected_ms = 0;   // host path only: WaitForConnected + health
   double first_call_ms = 0;  // the first Echo returned OK
 };

@@ -2,6 +2,7 @@
 #include "bench/proc_info.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -57,6 +58,17 @@ nlohmann::json ProcMemory(int pid) {
   CopyKeys(ReadFile(ProcPath(pid, "smaps_rollup")),
            {"Pss", "Pss_Anon", "Pss_File"}, out);
   return out;
+}
+
+long long ProcCpuNs(int pid) {
+  long long total = 0;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(ProcPath(pid, "task"), ec)) {
+    const std::string text = ReadFile(task.path().string() + "/schedstat");
+    total += std::strtoll(text.c_str(), nullptr, 10);
+  }
+  return total;
 }
 
 int MappedSharedObjects(int pid) {

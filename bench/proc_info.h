@@ -13,6 +13,11 @@ namespace loophost::bench {
 // Memory of `pid` (0 = this process), kB except Threads (a count).
 nlohmann::json ProcMemory(int pid);
 
+// CPU time the live threads of `pid` (0 = this process) have run, in ns
+// (sum of the first field of /proc/PID/task/*/schedstat). Threads that
+// already exited are not counted.
+long long ProcCpuNs(int pid);
+
 // Distinct shared objects (*.so*) mapped by `pid` (0 = this process).
 int MappedSharedObjects(int pid);
 
