@@ -174,6 +174,8 @@ TEST_F(GoPluginUnderLoophostTest, RestartedAfterSigkill) {
 
   const pid_t second = WaitServing(first);
   ASSERT_GT(second, 0);
+  EXPECT_THAT(host_->SeenPluginPids(),
+              ::testing::UnorderedElementsAre(first, second));
   ReportTiming("kill -9 gogo -> serving again (new pid)", absl::Now() - t_kill);
 
   EXPECT_TRUE(host_->WaitFor(
@@ -218,6 +220,7 @@ TEST_F(GoPluginUnderLoophostTest, StoppedGracefullyThroughShutdownOnSigterm) {
   EXPECT_THAT(host_->LogLines({"plugin=gogo", "plugin.Serve returned"}),
               Not(IsEmpty()))
       << host_->Log();
+  EXPECT_THAT(host_->SeenPluginPids(), ::testing::ElementsAre(pid));
   EXPECT_TRUE(host_->SeenPluginsExited(absl::Seconds(5)));
 }
 

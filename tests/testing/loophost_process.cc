@@ -88,6 +88,20 @@ bool ParseLabels(absl::string_view text, size_t* pos,
   return false;
 }
 
+// The parent pid of `pid` from /proc/<pid>/stat, or 0.
+pid_t ParentPid(pid_t pid) {
+  const std::string stat =
+      ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<absl::string_view> fields = absl::StrSplit(
+      absl::string_view(stat).substr(close + 1), ' ', absl::SkipEmpty());
+  int ppid = 0;
+  if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &ppid)) return 0;
+  return ppid;
+}
+
 }  // namespace
 
 std::optional<double> FindSample(
@@ -277,10 +291,13 @@ absl::StatusOr<HttpResponse> LoophostProcess::Get(
 
 void LoophostProcess::RememberPid(pid_t pid) {
   if (pid <= 0 || seen_plugins_.count(pid) != 0) return;
-  // Gone already: nothing to watch.
-  if (auto p = ForeignProcess::Open(pid); p.ok()) {
-    seen_plugins_.emplace(pid, std::move(*p));
-  }
+  absl::StatusOr<ForeignProcess> p = ForeignProcess::Open(pid);
+  if (!p.ok()) return;  // gone already: nothing to watch
+  // Only loophost's own children: /plugins may name a pid that has exited
+  // (and been reused) since. If the pidfd's process is still alive after the
+  // parent was read, the pid was not reused, so the parent read was its own.
+  if (ParentPid(pid) != process_->pid() || p->exited()) return;
+  seen_plugins_.emplace(pid, std::move(*p));
 }
 
 absl::StatusOr<nlohmann::json> LoophostProcess::Plugins() {
@@ -357,6 +374,12 @@ absl::StatusOr<ExitStatus> LoophostProcess::Stop(absl::Duration timeout) {
   return absl::DeadlineExceededError(absl::StrCat(
       "loophost did not exit within ", absl::FormatDuration(timeout),
       " of SIGTERM; SIGKILLed (", killed.ToString(), ")"));
+}
+
+std::vector<pid_t> LoophostProcess::SeenPluginPids() const {
+  std::vector<pid_t> out;
+  for (const auto& [pid, unused] : seen_plugins_) out.push_back(pid);
+  return out;
 }
 
 ::testing::AssertionResult LoophostProcess::SeenPluginsExited(

@@ -134,6 +134,8 @@ class LoophostProcess {
   // True once every plugin pid seen through Plugins() has exited, waiting up
   // to `timeout` in all.
   ::testing::AssertionResult SeenPluginsExited(absl::Duration timeout);
+  // The plugin pids seen through Plugins() (loophost's children when seen).
+  std::vector<pid_t> SeenPluginPids() const;
 
  private:
   LoophostProcess(TempDir work_dir, std::string log_path,
