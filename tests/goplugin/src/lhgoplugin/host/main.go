@@ -3,7 +3,10 @@
 // any go-plugin host would, for the interoperability test "a loophost plugin
 // runs under go-plugin" (tests/interop/loophost_plugin_under_goplugin_test.cc).
 //
-//	lhgoplugin-host -plugin build/bin/loop-example [-payload hello]
+//	lhgoplugin-host -plugin build/bin/loop-example [-payload hello] [-automtls]
+//
+// (-automtls turns on go-plugin's AutoMTLS; loophost's C++ plugins speak
+// plaintext gRPC on their 0700 socket dir only, so it fails against them.)
 //
 // Steps: plugin.NewClient (gRPC only, loophost's cookie) -> Client() (exec,
 // handshake line, dial) -> Ping() (grpc.health "plugin") -> Dispense("echo")
@@ -42,6 +45,7 @@ var (
 	payload      = flag.String("payload", "hello from go-plugin", "Echo payload")
 	startTimeout = flag.Duration("start-timeout", 10*time.Second, "go-plugin StartTimeout (exec -> handshake line)")
 	callTimeout  = flag.Duration("call-timeout", 5*time.Second, "deadline of the Echo call")
+	autoMTLS     = flag.Bool("automtls", false, "go-plugin AutoMTLS (the plugin must answer with its certificate)")
 )
 
 // lockedBuffer is an io.Writer safe for go-plugin's goroutines.
@@ -75,8 +79,13 @@ func emit(result map[string]interface{}) {
 
 func main() {
 	flag.Parse()
-	result := map[string]interface{}{"plugin": *pluginPath}
+	result := map[string]interface{}{"plugin": *pluginPath, "automtls": *autoMTLS}
+	var client *plugin.Client
 	fail := func(reason string, err error) {
+		// os.Exit skips deferred calls: do not leave the plugin behind.
+		if client != nil {
+			client.Kill()
+		}
 		result["ok"] = false
 		if err != nil {
 			reason += ": " + err.Error()
@@ -99,7 +108,7 @@ func main() {
 	})
 
 	cmd := exec.Command(*pluginPath)
-	client := plugin.NewClient(&plugin.ClientConfig{
+	client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
 		Plugins:          shared.PluginMap,
 		Cmd:              cmd,
@@ -107,9 +116,8 @@ func main() {
 		StartTimeout:     *startTimeout,
 		Logger:           logger,
 		Stderr:           &pluginStderr, // raw copy of the plugin's stderr
+		AutoMTLS:         *autoMTLS,
 	})
-	// Whatever happens below, do not leave the plugin behind.
-	defer client.Kill()
 
 	t0 := time.Now()
 	rpc, err := client.Client()
