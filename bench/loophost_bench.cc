@@ -4,6 +4,7 @@
 // rss, kill, restart, baseline_uds, end. With --compare it instead prints the
 // ratio table of two such runs (ours / go-plugin). See bench/README.md.
 #include <google/protobuf/stubs/common.h>
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -51,6 +52,8 @@ struct Flags {
   bool verbose = false;
   bool close_channel_on_stop = false;
   bool no_deadlock_detection = false;
+  bool grpc_init_once = false;
+  bool connect_fd = false;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -104,12 +107,15 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"plugin_env_extra", flags.plugin_env},
         {"close_channel_on_stop", flags.close_channel_on_stop},
         {"no_deadlock_detection", flags.no_deadlock_detection},
+        {"grpc_init_once", flags.grpc_init_once},
+        {"connect_fd", flags.connect_fd},
         {"socket_dir", options.socket_dir}});
 }
 
 // N launches after the warm-ups, each stopped the host's way.
 void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
   std::vector<double> spawned, handshake, channel, connected, first_call, kill;
+  std::vector<double> plugin_cpu;
   std::vector<double> rss, pss;
   int unclean = 0;
   std::string unclean_example;
@@ -131,6 +137,7 @@ void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
     spawned.push_back(times.spawned_ms);
     handshake.push_back(times.handshake_ms);
     channel.push_back(times.channel_ms);
+    plugin_cpu.push_back(times.plugin_cpu_to_handshake_ms);
     if (host_path) connected.push_back(times.connected_ms);
     first_call.push_back(times.first_call_ms);
     kill.push_back(kill_ms);
@@ -150,6 +157,7 @@ void PhaseLaunch(PluginHarness& harness, const Flags& flags, bool host_path) {
       {"exec_to_channel_ms", Summarize(channel)},
       {"first_call_ms", Summarize(first_call)},
       {"kill_ms", Summarize(kill)},
+      {"plugin_cpu_to_handshake_ms", Summarize(plugin_cpu)},
       {"kill_how", "GRPCController/Shutdown, wait for exit (pidfd), reap"},
       {"unclean_stops", unclean},
       {"plugin_vmrss_kb_after_launch_median", Median(Sorted(rss))},
@@ -265,6 +273,7 @@ int Run(const Flags& flags) {
   if (flags.no_deadlock_detection) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }
+  if (flags.grpc_init_once) grpc_init();
   char dir_template[] = "/tmp/lhbench-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) {
     Die("mkdtemp", absl::InternalError(std::strerror(errno)));
@@ -276,6 +285,7 @@ int Run(const Flags& flags) {
   options.channel_args = KeyValues(flags.channel_args);
   options.rpc_deadline = absl::Milliseconds(flags.rpc_deadline_ms);
   options.close_channel_after_shutdown = flags.close_channel_on_stop;
+  options.connect_fd = flags.connect_fd;
 
   PhaseMachine(flags, options);
   {
@@ -303,6 +313,7 @@ int Run(const Flags& flags) {
   std::error_code ec;
   std::filesystem::remove_all(options.socket_dir, ec);
   Emit("end", {{"loadavg_end", LoadAvg()}});
+  if (flags.grpc_init_once) grpc_shutdown();
   return 0;
 }
 
@@ -352,6 +363,14 @@ int main(int argc, char** argv) {
                "absl::SetMutexDeadlockDetectionMode(kIgnore) in the bench "
                "(Debian's Abseil is built without NDEBUG, so every "
                "absl::Mutex gRPC takes runs the deadlock detector)");
+  app.add_flag("--grpc-init-once", flags.grpc_init_once,
+               "hold a grpc_init() for the whole run, so gRPC is not shut "
+               "down and re-initialised (threads joined and started) "
+               "whenever the last channel goes away");
+  app.add_flag("--connect-fd", flags.connect_fd,
+               "connect the plugin's socket in the bench and give the fd to "
+               "gRPC (CreateCustomInsecureChannelFromFd) instead of a "
+               "resolving \"unix:\" channel");
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "

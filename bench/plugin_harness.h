@@ -45,13 +45,22 @@ struct HarnessOptions {
   // go-plugin's client does), instead of after the child is reaped (as
   // loophost's supervisor does). For the experiment in README.md.
   bool close_channel_after_shutdown = false;
+  // Connect the plugin's unix socket here and hand the fd to gRPC
+  // (CreateCustomInsecureChannelFromFd) instead of letting a channel resolve
+  // and dial "unix:PATH": no resolver, LB policy or subchannel, and no
+  // reconnects (a plugin generation never needs one). For the experiment in
+  // README.md.
+  bool connect_fd = false;
 };
 
 // How far a launch got, in ms from just before Spawn().
 struct LaunchTimes {
-  double spawned_ms = 0;     // Spawn() returned: fork + exec done
-  double handshake_ms = 0;   // the handshake line parsed
-  double channel_ms = 0;     // CreateCustomChannel returned
+  double spawned_ms = 0;    // Spawn() returned: fork + exec done
+  double handshake_ms = 0;  // the handshake line parsed
+  double channel_ms = 0;    // CreateCustomChannel returned
+  // CPU time the plugin had used when its handshake was parsed (all its
+  // threads): its start-up work, independent of the machine's load.
+  double plugin_cpu_to_handshake_ms = 0;
   double connected_ms = 0;   // host path only: WaitForConnected + health
   double first_call_ms = 0;  // the first Echo returned OK
 };
