@@ -226,12 +226,16 @@ PluginSupervisor::GenerationEnd PluginSupervisor::Watch(
     LogWarn("plugin unhealthy", {{"plugin", identity_.name}, {"error", error}});
     SetState(PluginState::kUnhealthy, error);
     if (failed_checks >= options_.failed_checks_before_restart) {
-      *why = absl::StrCat(error, "; killed: ", instance.Kill());
+      *why = error;
       end = GenerationEnd::kHung;
       break;
     }
   }
+  // No call may outlive the generation's server (an in-process channel must not
+  // be used after its server stopped), so the stream ends before the kill.
   stream->CancelAndWait();
+  if (end == GenerationEnd::kHung)
+    absl::StrAppend(why, "; killed: ", instance.Kill());
   return end;
 }
 

@@ -289,7 +289,8 @@ int ServeLoop(int argc, char** argv, std::unique_ptr<Loop> loop) {
 int ServeLoop(std::unique_ptr<Loop> loop) {
   const pid_t parent = ::getppid();
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout must not kill us
-  // hclog JSON lines: loophost and go-plugin hosts re-log them with level and fields.
+  // hclog JSON lines: loophost and go-plugin hosts re-log them with level and
+  // fields.
   SetLogFormat(LogFormat::kHclogJson);
   LoopEnv env = EnvFromEnviron();
   const std::string name = loop->Name();
