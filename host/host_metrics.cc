@@ -49,10 +49,9 @@ HostMetrics::HostMetrics()
       metric_conflicts_(
           prometheus::BuildCounter()
               .Name("loop_plugin_metric_conflicts_total")
-              .Help(
-                  "Metric families of the plugin left out of the merged "
-                  "/metrics "
-                  "because an earlier source declared them with another type.")
+              .Help("Metric families of the plugin left out of the merged "
+                    "/metrics "
+                    "because an earlier source gave them another type.")
               .Register(*registry_)) {}
 
 prometheus::Registry& HostMetrics::registry() { return *registry_; }

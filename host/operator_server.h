@@ -70,8 +70,9 @@ class OperatorServer {
   void HandleHealth(const httplib::Request& req, httplib::Response& res) const;
   void HandleReadyz(httplib::Response& res) const;
 
-  // Logs `message` once per `key` (bounded), so a plugin that keeps serving a
-  // bad exposition does not flood the log at every scrape.
+  // True the first time `key` is seen (up to a bound): a plugin that keeps
+  // failing or serving a bad exposition is logged at warn once, not at every
+  // scrape.
   bool FirstTime(std::string key);
 
   const OperatorServerOptions options_;

@@ -70,18 +70,15 @@ int Fail(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{
       "loopctl: show the plugins of a running loophost, from its operator "
-      "endpoints "
-      "(LOOPHOST_METRICS_ADDR)."};
+      "endpoints (LOOPHOST_METRICS_ADDR)."};
   app.footer(
       "Exit status: 0 ok; 1 loophost unreachable or, for health, a check "
-      "failing; 2 bad "
-      "usage.");
+      "failing; 2 bad usage.");
   std::string addr_text =
       loophost::GetEnvOr("LOOPHOST_METRICS_ADDR", "127.0.0.1:9091");
   app.add_option("--addr", addr_text,
-                 "loophost operator address HOST:PORT (default: "
-                 "$LOOPHOST_METRICS_ADDR, "
-                 "else 127.0.0.1:9091)")
+                 "loophost operator address HOST:PORT "
+                 "(default: $LOOPHOST_METRICS_ADDR, else 127.0.0.1:9091)")
       ->type_name("HOST:PORT")
       ->capture_default_str();
   app.require_subcommand(1);
