@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/internal/sysinfo.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/compare.h"
@@ -54,6 +55,7 @@ struct Flags {
   bool no_deadlock_detection = false;
   bool grpc_init_once = false;
   bool connect_fd = false;
+  bool warm_cpu_frequency = false;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -109,6 +111,7 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"no_deadlock_detection", flags.no_deadlock_detection},
         {"grpc_init_once", flags.grpc_init_once},
         {"connect_fd", flags.connect_fd},
+        {"warm_cpu_frequency", flags.warm_cpu_frequency},
         {"socket_dir", options.socket_dir}});
 }
 
@@ -274,6 +277,9 @@ int Run(const Flags& flags) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }
   if (flags.grpc_init_once) grpc_init();
+  if (flags.warm_cpu_frequency) {
+    (void)absl::base_internal::NominalCPUFrequency();
+  }
   char dir_template[] = "/tmp/lhbench-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) {
     Die("mkdtemp", absl::InternalError(std::strerror(errno)));
@@ -371,6 +377,10 @@ int main(int argc, char** argv) {
                "connect the plugin's socket in the bench and give the fd to "
                "gRPC (CreateCustomInsecureChannelFromFd) instead of a "
                "resolving \"unix:\" channel");
+  app.add_flag("--warm-cpu-frequency", flags.warm_cpu_frequency,
+               "measure Abseil's nominal CPU frequency at start (it sleeps "
+               "1+2+.. ms the first time any absl::Mutex is contended, on VMs "
+               "without /sys/devices/system/cpu/cpu0/tsc_freq_khz)");
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "
