@@ -176,6 +176,9 @@ EnvMap BuildPluginEnv(const PluginConfig& plugin, const EnvMap& registry_env,
       "10000";  // go-plugin's defaults; plugins here use unix sockets
   env["PLUGIN_MAX_PORT"] = "25000";
   env["PLUGIN_UNIX_SOCKET_DIR"] = context.socket_dir;
+  // go-plugin before 1.6 ignores PLUGIN_UNIX_SOCKET_DIR and makes its socket in
+  // $TMPDIR.
+  env["TMPDIR"] = context.socket_dir;
   env["NODE_NAME"] = context.node_name;
   env["LOOP_LOG_LEVEL"] = context.log_level;
   for (const auto& [key, value] : registry_env) env[key] = value;
