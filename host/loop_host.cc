@@ -105,8 +105,10 @@ absl::Status LoopHost::Start() {
              {"mode", plugin.command.empty() ? "in-process" : plugin.command},
              {"prometheus_port", absl::StrCat(loop.prometheus_port)}});
   }
-  operator_server_ = std::make_unique<OperatorServer>(
-      OperatorServerOptions{config_.metrics_addr}, *this, metrics_);
+  OperatorServerOptions options;
+  options.listen = config_.metrics_addr;
+  options.node_name = config_.node_name;
+  operator_server_ = std::make_unique<OperatorServer>(options, *this, metrics_);
   LH_RETURN_IF_ERROR(operator_server_->Start());
   for (auto& supervisor : supervisors_) supervisor->Start();
   LogInfo("loophost started",
