@@ -42,11 +42,15 @@ LoopHost::LoopHost(HostConfig config)
 
 LoopHost::~LoopHost() { Stop(); }
 
-absl::StatusOr<std::string> LoopHost::PrepareSocketDir() {
+std::string LoopHost::StateDir() const {
   std::error_code ec;
-  std::string state_dir = std::filesystem::absolute(config_.state_dir, ec)
-                              .lexically_normal()
-                              .string();
+  return std::filesystem::absolute(config_.state_dir, ec)
+      .lexically_normal()
+      .string();
+}
+
+absl::StatusOr<std::string> LoopHost::PrepareSocketDir() {
+  std::string state_dir = StateDir();
   LH_RETURN_IF_ERROR(MakeDir(state_dir, 0700));
   std::string dir = state_dir + "/sockets";
   if (dir.size() <= kMaxSocketDirLength) {
@@ -67,7 +71,7 @@ std::unique_ptr<PluginSupervisor> LoopHost::MakeSupervisor(
     const std::string& socket_dir) {
   PluginEnvContext context{config_.node_name,
                            std::string(LogLevelName(config_.log_level)),
-                           socket_dir};
+                           socket_dir, StateDir() + "/loops/" + plugin.name};
   for (char& c : context.log_level) c = static_cast<char>(std::tolower(c));
   EnvMap env = BuildPluginEnv(plugin, loop.env, host_env_, context);
 
@@ -99,6 +103,7 @@ absl::Status LoopHost::Start() {
   for (const PluginConfig& plugin : config_.plugins) {
     LH_ASSIGN_OR_RETURN(registry::RegisteredLoop loop,
                         registry_.Register(plugin.name));
+    LH_RETURN_IF_ERROR(MakeDir(StateDir() + "/loops/" + plugin.name, 0700));
     supervisors_.push_back(MakeSupervisor(plugin, loop, socket_dir));
     LogInfo("plugin registered",
             {{"plugin", plugin.name},

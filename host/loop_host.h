@@ -38,6 +38,7 @@ class LoopHost : public PluginDirectory {
   bool WaitUntilAllServing(absl::Time deadline) const;
 
  private:
+  std::string StateDir() const;  // absolute LOOPHOST_STATE_DIR
   absl::StatusOr<std::string> PrepareSocketDir();
   std::unique_ptr<PluginSupervisor> MakeSupervisor(
       const PluginConfig& plugin, const registry::RegisteredLoop& loop,

@@ -180,6 +180,7 @@ EnvMap BuildPluginEnv(const PluginConfig& plugin, const EnvMap& registry_env,
   // $TMPDIR.
   env["TMPDIR"] = context.socket_dir;
   env["NODE_NAME"] = context.node_name;
+  env["LOOP_STATE_DIR"] = context.state_dir;
   env["LOOP_LOG_LEVEL"] = context.log_level;
   for (const auto& [key, value] : registry_env) env[key] = value;
   for (const auto& [key, value] : plugin.extra_env) env[key] = value;

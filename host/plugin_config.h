@@ -54,6 +54,7 @@ struct PluginEnvContext {
   std::string node_name;
   std::string log_level;   // "info", ...
   std::string socket_dir;  // PLUGIN_UNIX_SOCKET_DIR
+  std::string state_dir;   // LOOP_STATE_DIR: the plugin's own persistent files
 };
 EnvMap BuildPluginEnv(const PluginConfig& plugin, const EnvMap& registry_env,
                       const EnvMap& host_env, const PluginEnvContext& context);

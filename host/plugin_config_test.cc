@@ -131,7 +131,7 @@ TEST(BuildPluginEnv, IsExplicitAndComplete) {
       {"PATH", "/usr/bin"}, {"HOME", "/root"}, {"SECRET", "s"}, {"TZ", "UTC"}};
   EnvMap env = BuildPluginEnv(
       plugin, {{"LOOP_NAME", "ptp"}, {"LOOP_PROMETHEUS_PORT", "20001"}},
-      host_env, {"node1", "info", "/state/sockets"});
+      host_env, {"node1", "info", "/state/sockets", "/state/loops/ptp"});
   EXPECT_THAT(
       env,
       UnorderedElementsAre(
@@ -140,9 +140,11 @@ TEST(BuildPluginEnv, IsExplicitAndComplete) {
           Pair("PLUGIN_PROTOCOL_VERSIONS", "1"),
           Pair("PLUGIN_MIN_PORT", "10000"), Pair("PLUGIN_MAX_PORT", "25000"),
           Pair("PLUGIN_UNIX_SOCKET_DIR", "/state/sockets"),
-          Pair("TMPDIR", "/state/sockets"), Pair("NODE_NAME", "node1"),
-          Pair("LOOP_LOG_LEVEL", "info"), Pair("LOOP_NAME", "ptp"),
-          Pair("LOOP_PROMETHEUS_PORT", "20001"), Pair("PTP_LOG_FILE", "/x")));
+          Pair("TMPDIR", "/state/sockets"),
+          Pair("LOOP_STATE_DIR", "/state/loops/ptp"),
+          Pair("NODE_NAME", "node1"), Pair("LOOP_LOG_LEVEL", "info"),
+          Pair("LOOP_NAME", "ptp"), Pair("LOOP_PROMETHEUS_PORT", "20001"),
+          Pair("PTP_LOG_FILE", "/x")));
 }
 
 }  // namespace
