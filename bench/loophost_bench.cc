@@ -56,6 +56,7 @@ struct Flags {
   bool grpc_init_once = false;
   bool connect_fd = false;
   bool warm_cpu_frequency = false;
+  bool first_call_health = false;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -112,6 +113,7 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"grpc_init_once", flags.grpc_init_once},
         {"connect_fd", flags.connect_fd},
         {"warm_cpu_frequency", flags.warm_cpu_frequency},
+        {"first_call_health", flags.first_call_health},
         {"socket_dir", options.socket_dir}});
 }
 
@@ -292,6 +294,7 @@ int Run(const Flags& flags) {
   options.rpc_deadline = absl::Milliseconds(flags.rpc_deadline_ms);
   options.close_channel_after_shutdown = flags.close_channel_on_stop;
   options.connect_fd = flags.connect_fd;
+  options.first_call_health = flags.first_call_health;
 
   PhaseMachine(flags, options);
   {
@@ -381,6 +384,10 @@ int main(int argc, char** argv) {
                "measure Abseil's nominal CPU frequency at start (it sleeps "
                "1+2+.. ms the first time any absl::Mutex is contended, on VMs "
                "without /sys/devices/system/cpu/cpu0/tsc_freq_khz)");
+  app.add_flag("--first-call-health", flags.first_call_health,
+               "first call of a launch is grpc.health Check(\"plugin\"), not "
+               "Echo: launch any go-plugin plugin (e.g. the peer's) through "
+               "loophost's path");
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "

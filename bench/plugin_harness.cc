@@ -199,12 +199,23 @@ absl::StatusOr<std::unique_ptr<LaunchedPlugin>> PluginHarness::Launch(
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(deadline));
   context.set_wait_for_ready(true);
-  v1::EchoRequest request;
-  request.set_payload("first");
-  v1::EchoResponse response;
-  if (grpc::Status s = plugin->echo_->Echo(&context, request, &response);
-      !s.ok()) {
-    return ToAbslStatus(s, "first Echo");
+  if (options_.first_call_health) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(host::kPluginHealthService);
+    grpc::health::v1::HealthCheckResponse response;
+    if (grpc::Status s = grpc::health::v1::Health::NewStub(plugin->channel_)
+                             ->Check(&context, request, &response);
+        !s.ok()) {
+      return ToAbslStatus(s, "first Health/Check");
+    }
+  } else {
+    v1::EchoRequest request;
+    request.set_payload("first");
+    v1::EchoResponse response;
+    if (grpc::Status s = plugin->echo_->Echo(&context, request, &response);
+        !s.ok()) {
+      return ToAbslStatus(s, "first Echo");
+    }
   }
   times->first_call_ms = MillisSince(t0);
   return plugin;

@@ -51,6 +51,10 @@ struct HarnessOptions {
   // reconnects (a plugin generation never needs one). For the experiment in
   // README.md.
   bool connect_fd = false;
+  // The first call is grpc.health Check("plugin") instead of Echo, so any
+  // go-plugin plugin (e.g. the peer's, which serves another Echo service) can
+  // be launched through this path too.
+  bool first_call_health = false;
 };
 
 // How far a launch got, in ms from just before Spawn().
