@@ -57,6 +57,7 @@ struct Flags {
   bool connect_fd = false;
   bool warm_cpu_frequency = false;
   bool first_call_health = false;
+  int spin_us = 0;
   std::vector<std::string> channel_args;
   std::vector<std::string> plugin_env;
   std::string compare;
@@ -114,6 +115,7 @@ void PhaseMachine(const Flags& flags, const HarnessOptions& options) {
         {"connect_fd", flags.connect_fd},
         {"warm_cpu_frequency", flags.warm_cpu_frequency},
         {"first_call_health", flags.first_call_health},
+        {"spin_us", flags.spin_us},
         {"socket_dir", options.socket_dir}});
 }
 
@@ -295,6 +297,7 @@ int Run(const Flags& flags) {
   options.close_channel_after_shutdown = flags.close_channel_on_stop;
   options.connect_fd = flags.connect_fd;
   options.first_call_health = flags.first_call_health;
+  options.spin = absl::Microseconds(flags.spin_us);
 
   PhaseMachine(flags, options);
   {
@@ -388,6 +391,10 @@ int main(int argc, char** argv) {
                "first call of a launch is grpc.health Check(\"plugin\"), not "
                "Echo: launch any go-plugin plugin (e.g. the peer's) through "
                "loophost's path");
+  app.add_option("--spin-us", flags.spin_us,
+                 "measured Echo calls poll their completion queue without "
+                 "blocking for up to this long before blocking (0 = sync stub)")
+      ->check(CLI::Range(0, 1000000));
   app.add_flag("--verbose", flags.verbose, "relay the plugin's info logs");
   app.add_option("--compare", flags.compare,
                  "instead of measuring: ratio table of this loophost-bench "

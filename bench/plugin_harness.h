@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -55,6 +56,11 @@ struct HarnessOptions {
   // go-plugin plugin (e.g. the peer's, which serves another Echo service) can
   // be launched through this path too.
   bool first_call_health = false;
+  // Measured Echo calls: issue the call on a completion queue and poll it
+  // without blocking for up to this long before blocking, so this thread (and
+  // its vCPU) does not go idle while the answer is a few microseconds away.
+  // Zero = the sync stub (what the host does). For the experiment in README.md.
+  absl::Duration spin = absl::ZeroDuration();
 };
 
 // How far a launch got, in ms from just before Spawn().
@@ -108,6 +114,7 @@ class LaunchedPlugin {
   uint64_t stderr_token_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Echo::Stub> echo_;
+  grpc::CompletionQueue spin_cq_;  // for HarnessOptions::spin
 };
 
 class PluginHarness {
