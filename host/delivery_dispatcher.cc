@@ -1,0 +1,358 @@
+// Implementation of DeliveryDispatcher (delivery_dispatcher.h): one dispatcher
+// thread owns the stream, the store updates and the in-flight table's writes
+// of results; one reader thread per stream only queues results.
+#include "host/delivery_dispatcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+
+namespace loophost::host {
+
+namespace pb = ::loophost::v1;
+
+absl::Duration DeliveryBackoff(int attempts, absl::Duration initial,
+                               absl::Duration max, double unit) {
+  absl::Duration base = initial;
+  for (int i = 0; i < attempts && base < max; ++i) base *= 2;
+  base = std::min(base, max);
+  return base * (0.8 + 0.4 * std::clamp(unit, 0.0, 1.0));
+}
+
+struct DeliveryDispatcher::Stream {
+  ServingPlugin serving;
+  std::unique_ptr<pb::Transport::Stub> stub;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::Delivery, pb::DeliveryResult>>
+      rw;
+  std::thread reader;
+  absl::Time opened;
+};
+
+DeliveryDispatcher::DeliveryDispatcher(DeliveryDispatcherOptions options,
+                                       EventStore& store,
+                                       const RolePlugins& plugins,
+                                       EventMetrics& metrics)
+    : options_(std::move(options)),
+      store_(store),
+      plugins_(plugins),
+      metrics_(metrics),
+      rng_(std::random_device{}()),
+      reopen_delay_(options_.backoff_initial) {}
+
+DeliveryDispatcher::~DeliveryDispatcher() { Stop(); }
+
+void DeliveryDispatcher::Start() {
+  absl::MutexLock lock(&mu_);
+  if (started_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void DeliveryDispatcher::Notify() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+void DeliveryDispatcher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_) return;
+    draining_ = true;
+    wake_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void DeliveryDispatcher::Run() {
+  absl::Time next_housekeeping = absl::InfinitePast();
+  absl::Time drain_deadline = absl::InfiniteFuture();
+  while (true) {
+    bool draining = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return wake_ || stream_broken_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), options_.poll_interval);
+      wake_ = false;
+      draining = draining_;
+      if (draining && drain_deadline == absl::InfiniteFuture()) {
+        drain_deadline = absl::Now() + options_.drain_timeout;
+      }
+    }
+    ApplyResults();
+    if (draining) {
+      absl::MutexLock lock(&mu_);
+      if (in_flight_.empty() || stream_ == nullptr || stream_broken_ ||
+          absl::Now() >= drain_deadline) {
+        break;
+      }
+      continue;
+    }
+
+    const absl::Time now = absl::Now();
+    std::optional<ServingPlugin> serving =
+        plugins_.ServingNamed(options_.transport_plugin);
+    if (stream_ != nullptr) {
+      bool broken;
+      absl::Time oldest = absl::InfiniteFuture();
+      {
+        absl::MutexLock lock(&mu_);
+        broken = stream_broken_;
+        for (const auto& [id, d] : in_flight_)
+          oldest = std::min(oldest, d.sent);
+      }
+      if (broken) {
+        CloseStream("the stream ended");
+      } else if (serving &&
+                 serving->generation != stream_->serving.generation) {
+        CloseStream("the transport loop has a new generation");
+      } else if (now - oldest > options_.stall_timeout) {
+        CloseStream("a delivery got no result within the stall timeout");
+      }
+    }
+    if (stream_ == nullptr && serving && now >= reopen_at_) {
+      OpenStream(*serving);
+    }
+    if (stream_ != nullptr) SendDue();
+    if (now >= next_housekeeping) {
+      Housekeeping();
+      next_housekeeping = now + options_.housekeeping_interval;
+    }
+  }
+  if (stream_ != nullptr) CloseStream("stopping");
+  ApplyResults();
+}
+
+void DeliveryDispatcher::OpenStream(const ServingPlugin& serving) {
+  auto stream = std::make_unique<Stream>();
+  stream->serving = serving;
+  stream->opened = absl::Now();
+  stream->stub = pb::Transport::NewStub(serving.channel);
+  stream->rw = stream->stub->Deliver(&stream->context);
+  {
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = false;
+  }
+  Stream* raw = stream.get();
+  stream->reader = std::thread([this, raw] {
+    pb::DeliveryResult result;
+    while (raw->rw->Read(&result)) {
+      absl::MutexLock lock(&mu_);
+      results_.push_back(std::move(result));
+      wake_ = true;
+    }
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = true;
+  });
+  stream_ = std::move(stream);
+  LogDebug("delivery stream open", {{"transport", serving.name}});
+}
+
+void DeliveryDispatcher::CloseStream(const char* why) {
+  stream_->context.TryCancel();
+  stream_->reader.join();
+  const grpc::Status status = stream_->rw->Finish();
+  const bool short_lived = absl::Now() - stream_->opened < absl::Seconds(1);
+  stream_.reset();
+  // Results that arrived are real outcomes; what has none is sent again.
+  ApplyResults();
+  size_t resend = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    resend = in_flight_.size();
+    in_flight_.clear();
+    stream_broken_ = false;
+  }
+  const LogFields fields = {
+      {"why", why},
+      {"status", status.ok() ? "OK" : status.error_message()},
+      {"resend", absl::StrCat(resend)}};
+  if (std::string(why) == "stopping") {
+    LogDebug("delivery stream closed", fields);
+  } else {
+    LogInfo("delivery stream closed", fields);
+  }
+  // A stream that keeps failing at once is opened again with backoff.
+  if (short_lived) {
+    reopen_at_ = absl::Now() + reopen_delay_;
+    reopen_delay_ = std::min(reopen_delay_ * 2, absl::Seconds(5));
+  } else {
+    reopen_at_ = absl::InfinitePast();
+    reopen_delay_ = options_.backoff_initial;
+  }
+}
+
+void DeliveryDispatcher::SendDue() {
+  std::vector<std::string> busy;
+  size_t capacity = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (in_flight_.size() >= options_.max_in_flight) return;
+    capacity = options_.max_in_flight - in_flight_.size();
+    busy.reserve(in_flight_.size());
+    for (const auto& [id, d] : in_flight_) busy.push_back(d.subscription_id);
+  }
+  std::sort(busy.begin(), busy.end());
+  busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
+  const absl::Time now = absl::Now();
+  std::vector<OutboxRow> rows = store_.DueDeliveries(now, busy, capacity);
+  const uint32_t timeout_ms = static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(options_.delivery_timeout));
+  for (OutboxRow& row : rows) {
+    pb::Delivery delivery;
+    delivery.set_delivery_id(row.id);
+    delivery.set_subscription_id(row.subscription_id);
+    delivery.set_endpoint(row.endpoint);
+    delivery.set_body(std::move(row.body));
+    delivery.set_content_type("application/json");
+    delivery.set_timeout_ms(timeout_ms);
+    {
+      // In the table before the write: the result may come back first.
+      absl::MutexLock lock(&mu_);
+      in_flight_[row.id] =
+          InFlight{row.subscription_id, row.endpoint, row.attempts, now};
+    }
+    if (!stream_->rw->Write(delivery)) {
+      absl::MutexLock lock(&mu_);
+      in_flight_.erase(row.id);
+      stream_broken_ = true;
+      return;
+    }
+  }
+}
+
+void DeliveryDispatcher::ApplyResults() {
+  std::vector<pb::DeliveryResult> results;
+  {
+    absl::MutexLock lock(&mu_);
+    results.swap(results_);
+  }
+  for (const pb::DeliveryResult& result : results) {
+    InFlight delivery;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = in_flight_.find(result.delivery_id());
+      if (it == in_flight_.end()) continue;  // not ours (any more)
+      delivery = it->second;
+    }
+    // The store first, then the in-flight table: until the row is updated the
+    // subscription stays busy, so its head is never sent twice at once.
+    ApplyResult(result, delivery);
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(result.delivery_id());
+  }
+}
+
+void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
+                                     const InFlight& delivery) {
+  const std::string& sub = delivery.subscription_id;
+  if (result.delivered()) {
+    absl::Status st = store_.MarkDelivered(result.delivery_id());
+    if (!st.ok() && !absl::IsNotFound(st)) {
+      LogError("outbox update failed", {{"error", std::string(st.message())}});
+    }
+    metrics_.EventDelivered(delivery.endpoint, true);
+    CountConnectionFailure(sub, delivery.endpoint, false);
+    if (failing_.erase(sub) > 0) {
+      LogInfo("subscriber reachable again",
+              {{"subscription", sub}, {"endpoint", delivery.endpoint}});
+    }
+    return;
+  }
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const absl::Duration wait =
+      DeliveryBackoff(delivery.attempts, options_.backoff_initial,
+                      options_.backoff_max, unit(rng_));
+  absl::Status st = store_.MarkFailed(result.delivery_id(), absl::Now() + wait);
+  if (!st.ok() && !absl::IsNotFound(st)) {
+    LogError("outbox update failed", {{"error", std::string(st.message())}});
+  }
+  metrics_.EventDelivered(delivery.endpoint, false);
+  const LogFields fields = {{"subscription", sub},
+                            {"endpoint", delivery.endpoint},
+                            {"http_status", absl::StrCat(result.http_status())},
+                            {"error", result.error()},
+                            {"attempt", absl::StrCat(delivery.attempts + 1)},
+                            {"retry_in", absl::FormatDuration(wait)}};
+  if (failing_.insert(sub).second) {
+    LogWarn("delivery failed; kept for retry", fields);
+  } else {
+    LogDebug("delivery failed; kept for retry", fields);
+  }
+  CountConnectionFailure(sub, delivery.endpoint, result.http_status() == 0);
+}
+
+void DeliveryDispatcher::CountConnectionFailure(
+    const std::string& subscription_id, const std::string& endpoint,
+    bool failed) {
+  auto it = failures_.find(subscription_id);
+  if (it == failures_.end()) {
+    std::optional<SubscriptionRecord> record =
+        store_.FindSubscription(subscription_id);
+    if (!record) return;  // deleted meanwhile
+    it = failures_.emplace(subscription_id, record->consecutive_failures).first;
+  }
+  const int count = failed ? it->second + 1 : 0;
+  if (count == it->second) return;
+  it->second = count;
+  if (!store_.SetConsecutiveFailures(subscription_id, count).ok()) {
+    failures_.erase(it);  // deleted meanwhile
+    return;
+  }
+  if (failed && options_.remove_after_failures > 0 &&
+      count >= options_.remove_after_failures) {
+    if (store_.DeleteSubscription(subscription_id).ok()) {
+      metrics_.SubscriptionRemoved("connection_failures");
+      LogWarn("subscription removed after connection failures in a row",
+              {{"subscription", subscription_id},
+               {"endpoint", endpoint},
+               {"failures", absl::StrCat(count)}});
+    }
+    failures_.erase(subscription_id);
+    failing_.erase(subscription_id);
+  }
+}
+
+void DeliveryDispatcher::Housekeeping() {
+  const absl::Time now = absl::Now();
+  auto dropped = store_.ApplyRetention(now, options_.retention_age,
+                                       options_.retention_rows);
+  if (!dropped.ok()) {
+    LogError("outbox retention failed",
+             {{"error", std::string(dropped.status().message())}});
+  } else {
+    for (const auto& [subscription, rows] : *dropped) {
+      metrics_.OutboxDropped(subscription, rows);
+      LogWarn("retention dropped undelivered events",
+              {{"subscription", subscription},
+               {"events", absl::StrCat(rows)},
+               {"max_age", absl::FormatDuration(options_.retention_age)},
+               {"max_rows", absl::StrCat(options_.retention_rows)}});
+    }
+  }
+  metrics_.SetOutboxStats(store_.Stats(), now);
+  std::map<std::string, int> by_endpoint;
+  std::vector<SubscriptionRecord> subscriptions = store_.ListSubscriptions();
+  std::set<std::string> ids;
+  for (const SubscriptionRecord& s : subscriptions) {
+    ++by_endpoint[s.endpoint];
+    ids.insert(s.id);
+  }
+  metrics_.SetSenders(by_endpoint);
+  metrics_.SetActiveSubscriptions(subscriptions.size());
+  // Forget the failure counts of deleted subscriptions.
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    it = ids.count(it->first) == 0 ? failures_.erase(it) : std::next(it);
+  }
+  for (auto it = failing_.begin(); it != failing_.end();) {
+    it = ids.count(*it) == 0 ? failing_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace loophost::host

@@ -1,0 +1,115 @@
+// DeliveryDispatcher: moves outbox rows to subscribers through the transport
+// loop's Deliver stream. One delivery in flight per subscription (so each
+// subscriber gets its events in order), a bound on all in flight; a 2xx result
+// deletes the row, anything else keeps it for a retry after exponential
+// backoff with jitter. Retention (age, rows per subscription) is applied
+// periodically, drops counted and logged; optionally a subscription is removed
+// after N connection failures in a row. When the transport loop restarts (a new
+// generation) or the stream breaks, the stream is opened again and what was in
+// flight is sent again (same event id): nothing is lost. Owns its threads;
+// Start/Stop from one thread, Notify from any.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "host/event_metrics.h"
+#include "host/event_store.h"
+#include "host/role_plugins.h"
+#include "loophost/v1/transport.grpc.pb.h"
+
+namespace loophost::host {
+
+struct DeliveryDispatcherOptions {
+  std::string transport_plugin = "http";  // chosen by TRANSPORT_HOST's scheme
+  size_t max_in_flight = 1024;            // across all subscriptions
+  absl::Duration delivery_timeout = absl::ZeroDuration();  // 0: transport's
+  absl::Duration backoff_initial = absl::Milliseconds(100);
+  absl::Duration backoff_max = absl::Seconds(10);
+  absl::Duration retention_age = absl::Hours(24);  // Infinite: no limit
+  uint64_t retention_rows = 10000;  // per subscription; 0: no limit
+  int remove_after_failures = 0;    // connection failures in a row; 0: never
+  // A delivery without a result this long means a stuck transport: the stream
+  // is opened again.
+  absl::Duration stall_timeout = absl::Seconds(30);
+  // Longest wait between looks at the outbox and the transport's generation.
+  absl::Duration poll_interval = absl::Milliseconds(100);
+  absl::Duration housekeeping_interval = absl::Seconds(1);  // retention, gauges
+  absl::Duration drain_timeout = absl::Seconds(2);  // Stop: results in flight
+};
+
+// The wait before attempt `attempts + 1`: initial * 2^attempts, at most max,
+// scaled by a factor in [0.8, 1.2) taken from `unit` in [0, 1).
+absl::Duration DeliveryBackoff(int attempts, absl::Duration initial,
+                               absl::Duration max, double unit);
+
+class DeliveryDispatcher {
+ public:
+  DeliveryDispatcher(DeliveryDispatcherOptions options, EventStore& store,
+                     const RolePlugins& plugins, EventMetrics& metrics);
+  ~DeliveryDispatcher();  // Stop()
+  DeliveryDispatcher(const DeliveryDispatcher&) = delete;
+  DeliveryDispatcher& operator=(const DeliveryDispatcher&) = delete;
+
+  void Start();
+  // New rows are in the outbox: look now rather than at the next poll.
+  void Notify();
+  // Sends nothing new, waits up to drain_timeout for the results in flight,
+  // then closes the stream (rows without a result stay in the outbox). Joins.
+  void Stop();
+
+ private:
+  struct Stream;
+  struct InFlight {
+    std::string subscription_id;
+    std::string endpoint;
+    int attempts = 0;
+    absl::Time sent;
+  };
+
+  void Run();
+  void OpenStream(const ServingPlugin& serving);
+  void CloseStream(const char* why);
+  void SendDue();
+  void ApplyResults();
+  void ApplyResult(const loophost::v1::DeliveryResult& result,
+                   const InFlight& delivery);
+  void CountConnectionFailure(const std::string& subscription_id,
+                              const std::string& endpoint, bool failed);
+  void Housekeeping();
+
+  const DeliveryDispatcherOptions options_;
+  EventStore& store_;
+  const RolePlugins& plugins_;
+  EventMetrics& metrics_;
+  std::thread thread_;
+  std::mt19937_64 rng_;  // dispatcher thread only
+
+  // Dispatcher thread only.
+  std::unique_ptr<Stream> stream_;
+  absl::Time reopen_at_ = absl::InfinitePast();
+  absl::Duration reopen_delay_;
+  std::map<std::string, int> failures_;  // consecutive connection failures
+  std::set<std::string> failing_;        // logged as failing, not yet back
+
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::vector<loophost::v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace loophost::host

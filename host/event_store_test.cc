@@ -1,0 +1,381 @@
+// EventStore against a real SQLite file in a temp dir: migrations from an
+// empty database, constraints, atomic transactions, the outbox's per-subscriber
+// order, backoff and retention.
+#include "host/event_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "common/status_matchers.h"
+#include "tests/testing/child_process.h"
+
+namespace loophost::host {
+namespace {
+
+using ::loophost::testing::IsOk;
+using ::loophost::testing::StatusIs;
+using ::loophost::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::SizeIs;
+using ::testing::UnorderedElementsAre;
+
+MATCHER_P(IsOkAndHolds, value,
+          "is OK and holds " + ::testing::PrintToString(value)) {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  *result_listener << "holds " << *arg;
+  return *arg == value;
+}
+
+// Runs SQL on a second connection to the same file (what the store cannot be
+// made to do through its API: read the schema, plant a failing trigger).
+std::vector<std::string> RawQuery(const std::string& path,
+                                  const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::vector<std::string> rows;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return {"open failed"};
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_exec(
+      db, sql.c_str(),
+      [](void* out, int n, char** values, char**) {
+        std::string row;
+        for (int i = 0; i < n; ++i) {
+          if (i > 0) row += "|";
+          row += values[i] != nullptr ? values[i] : "NULL";
+        }
+        static_cast<std::vector<std::string>*>(out)->push_back(row);
+        return 0;
+      },
+      &rows, nullptr);
+  sqlite3_close(db);
+  return rows;
+}
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = TempDir::Create("lh-store-");
+    ASSERT_THAT(dir, IsOk());
+    dir_ = std::make_unique<TempDir>(std::move(*dir));
+    path_ = dir_->Join("events.db");
+    auto store = EventStore::Open(path_);
+    ASSERT_THAT(store, IsOk());
+    store_ = std::move(*store);
+  }
+
+  SubscriptionRecord Subscribe(const std::string& endpoint,
+                               const std::string& resource = "/r/a",
+                               int version = 2) {
+    SubscriptionRecord s;
+    s.api_version = version;
+    s.resource_address = resource;
+    s.endpoint = endpoint;
+    auto added = store_->AddSubscription(s);
+    EXPECT_THAT(added, IsOk());
+    return added.ok() ? *added : s;
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string path_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
+  EXPECT_THAT(RawQuery(path_, "SELECT version FROM schema_version"),
+              ElementsAre("1"));
+  EXPECT_THAT(RawQuery(path_,
+                       "SELECT name FROM sqlite_master WHERE type='table' AND "
+                       "name NOT LIKE 'sqlite_%' ORDER BY name"),
+              ElementsAre("outbox", "publishers", "schema_version",
+                          "source_cursors", "subscriptions"));
+  EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("wal"));
+}
+
+TEST_F(EventStoreTest, ReopeningKeepsEverythingAndDoesNotMigrateAgain) {
+  SubscriptionRecord sub = Subscribe("http://127.0.0.1:1/a");
+  auto publisher = store_->UpsertPublisher({"", "/r/a", "t.a", "ptp", "u"});
+  ASSERT_THAT(publisher, IsOk());
+  ASSERT_THAT(
+      store_->EnqueueEvent("ptp", 7, "e1", {{sub.id, sub.endpoint, "b"}}),
+      IsOk());
+  store_.reset();
+
+  auto reopened = EventStore::Open(path_);
+  ASSERT_THAT(reopened, IsOk());
+  EXPECT_THAT((*reopened)->ListSubscriptions(), SizeIs(1));
+  EXPECT_EQ((*reopened)->FindPublisher(publisher->id)->resource_address,
+            "/r/a");
+  EXPECT_EQ((*reopened)->SourceCursor("ptp"), 7u);
+  EXPECT_EQ((*reopened)->OutboxDepth(), 1u);
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM schema_version"),
+              ElementsAre("1"));
+}
+
+TEST_F(EventStoreTest, RefusesADatabaseFromANewerLoophost) {
+  store_.reset();
+  RawQuery(path_, "UPDATE schema_version SET version = 99");
+  EXPECT_THAT(EventStore::Open(path_),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("schema version 99 is newer")));
+}
+
+TEST_F(EventStoreTest, OpenNamesAPathItCannotUse) {
+  EXPECT_THAT(EventStore::Open(dir_->Join("missing/dir/events.db")),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("missing/dir/events.db")));
+}
+
+TEST_F(EventStoreTest, UpsertPublisherKeepsTheIdOfAResource) {
+  auto first = store_->UpsertPublisher({"", "/r/a", "t.a", "ptp", "u1"});
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(first->id, SizeIs(36));
+  auto second = store_->UpsertPublisher({"", "/r/a", "t.b", "ptp2", "u2"});
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(second->id, first->id);
+  ASSERT_THAT(store_->ListPublishers(), SizeIs(1));
+  EXPECT_EQ(store_->ListPublishers()[0].event_type, "t.b");
+  EXPECT_EQ(store_->FindPublisherByResource("/r/a")->source_plugin, "ptp2");
+  EXPECT_FALSE(store_->FindPublisher("nope").has_value());
+  EXPECT_THAT(store_->UpsertPublisher({"", "", "t", "p", ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(EventStoreTest,
+       SameEndpointAndResourceIsAlreadyExistsWhateverTheVersion) {
+  Subscribe("http://127.0.0.1:1/a", "/r/a", 2);
+  SubscriptionRecord dup;
+  dup.api_version = 1;
+  dup.resource_address = "/r/a";
+  dup.endpoint = "http://127.0.0.1:1/a";
+  EXPECT_THAT(store_->AddSubscription(dup),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       HasSubstr("already subscribed")));
+  // Another resource or another endpoint is fine.
+  Subscribe("http://127.0.0.1:1/a", "/r/b");
+  Subscribe("http://127.0.0.1:1/b", "/r/a");
+  EXPECT_THAT(store_->ListSubscriptions(), SizeIs(3));
+}
+
+TEST_F(EventStoreTest, ConstraintsRejectBadRecords) {
+  SubscriptionRecord bad;
+  bad.api_version = 3;
+  bad.resource_address = "/r/a";
+  bad.endpoint = "http://x/";
+  EXPECT_THAT(store_->AddSubscription(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  bad.api_version = 2;
+  bad.endpoint = "";
+  EXPECT_THAT(store_->AddSubscription(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  SubscriptionRecord first = Subscribe("http://x/1");
+  SubscriptionRecord same_id;
+  same_id.id = first.id;
+  same_id.resource_address = "/r/z";
+  same_id.endpoint = "http://x/2";
+  EXPECT_THAT(store_->AddSubscription(same_id),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->ListSubscriptions(), SizeIs(1));
+}
+
+TEST_F(EventStoreTest, DeletingASubscriptionDropsItsOutboxRows) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  ASSERT_THAT(
+      store_->EnqueueEvent("ptp", 1, "e1",
+                           {{a.id, a.endpoint, "1"}, {b.id, b.endpoint, "1"}}),
+      IsOk());
+  ASSERT_THAT(store_->DeleteSubscription(a.id), IsOk());
+  EXPECT_EQ(store_->OutboxDepth(), 1u);
+  EXPECT_THAT(store_->DeleteSubscription(a.id),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_FALSE(store_->FindSubscription(a.id).has_value());
+  EXPECT_THAT(store_->DeleteAllSubscriptions(), IsOkAndHolds(1));
+  EXPECT_EQ(store_->OutboxDepth(), 0u);
+  EXPECT_THAT(store_->DeleteAllSubscriptions(), IsOkAndHolds(0));
+}
+
+TEST_F(EventStoreTest, EnqueueMovesTheCursorAndIgnoresReplays) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  EXPECT_EQ(store_->SourceCursor("ptp"), 0u);
+  EXPECT_THAT(store_->EnqueueEvent("ptp", 5, "e5", {{a.id, a.endpoint, "5"}}),
+              IsOkAndHolds(1));
+  EXPECT_EQ(store_->SourceCursor("ptp"), 5u);
+  // A replay after a restart: nothing written.
+  EXPECT_THAT(store_->EnqueueEvent("ptp", 5, "e5", {{a.id, a.endpoint, "5"}}),
+              IsOkAndHolds(0));
+  EXPECT_THAT(store_->EnqueueEvent("ptp", 3, "e3", {{a.id, a.endpoint, "3"}}),
+              IsOkAndHolds(0));
+  // No subscriber: only the cursor moves. Cursors are per source.
+  EXPECT_THAT(store_->EnqueueEvent("ptp", 6, "e6", {}), IsOkAndHolds(0));
+  EXPECT_EQ(store_->SourceCursor("ptp"), 6u);
+  EXPECT_EQ(store_->SourceCursor("other"), 0u);
+  // A subscription deleted meanwhile gets no row, the others do.
+  EXPECT_THAT(store_->EnqueueEvent(
+                  "ptp", 7, "e7",
+                  {{"gone", "http://x/gone", "7"}, {a.id, a.endpoint, "7"}}),
+              IsOkAndHolds(1));
+  EXPECT_EQ(store_->OutboxDepth(), 2u);
+  ASSERT_THAT(store_->SetSourceCursor("ptp", 2), IsOk());
+  EXPECT_EQ(store_->SourceCursor("ptp"), 2u);
+}
+
+TEST_F(EventStoreTest, EnqueueIsAllOrNothing) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  // The second row of the event fails: neither row nor the cursor may stay.
+  RawQuery(path_,
+           "CREATE TRIGGER fail_b BEFORE INSERT ON outbox WHEN "
+           "NEW.endpoint = 'http://x/b' BEGIN SELECT RAISE(ABORT, 'planted'); "
+           "END");
+  EXPECT_THAT(
+      store_->EnqueueEvent("ptp", 1, "e1",
+                           {{a.id, a.endpoint, "1"}, {b.id, b.endpoint, "1"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("planted")));
+  EXPECT_EQ(store_->OutboxDepth(), 0u);
+  EXPECT_EQ(store_->SourceCursor("ptp"), 0u);
+  RawQuery(path_, "DROP TRIGGER fail_b");
+  EXPECT_THAT(
+      store_->EnqueueEvent("ptp", 1, "e1",
+                           {{a.id, a.endpoint, "1"}, {b.id, b.endpoint, "1"}}),
+      IsOkAndHolds(2));
+}
+
+TEST_F(EventStoreTest, DueDeliveriesGivesEachSubscriptionsOldestRow) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    const std::string body = std::to_string(seq);
+    ASSERT_THAT(store_->EnqueueEvent("ptp", seq, "e" + body,
+                                     {{a.id, a.endpoint, "a" + body},
+                                      {b.id, b.endpoint, "b" + body}}),
+                IsOk());
+  }
+  const absl::Time now = absl::Now() + absl::Seconds(1);
+  std::vector<OutboxRow> due = store_->DueDeliveries(now, {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "a1");
+  EXPECT_EQ(due[0].event_id, "e1");
+  EXPECT_EQ(due[0].endpoint, "http://x/a");
+  EXPECT_EQ(due[1].body, "b1");
+  EXPECT_LT(due[0].id, due[1].id);
+  // Busy subscriptions are skipped, the limit holds.
+  due = store_->DueDeliveries(now, {a.id}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].body, "b1");
+  EXPECT_THAT(store_->DueDeliveries(now, {}, 1), SizeIs(1));
+  EXPECT_THAT(store_->DueDeliveries(now, {}, 0), IsEmpty());
+
+  // Delivered: the next row of that subscription comes up, in order.
+  const uint64_t a1 = store_->DueDeliveries(now, {}, 10)[0].id;
+  ASSERT_THAT(store_->MarkDelivered(a1), IsOk());
+  EXPECT_THAT(store_->MarkDelivered(a1), StatusIs(absl::StatusCode::kNotFound));
+  due = store_->DueDeliveries(now, {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "b1");
+  EXPECT_EQ(due[1].body, "a2");
+
+  // Failed: the head waits for its next attempt and holds back the rest.
+  const uint64_t b1 = due[0].id;
+  ASSERT_THAT(store_->MarkFailed(b1, now + absl::Seconds(10)), IsOk());
+  due = store_->DueDeliveries(now, {}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].body, "a2");
+  due = store_->DueDeliveries(now + absl::Seconds(11), {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "b1");
+  EXPECT_EQ(due[0].attempts, 1);
+  EXPECT_THAT(store_->MarkFailed(999999, now),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(EventStoreTest, ConsecutiveFailuresArePersisted) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  ASSERT_THAT(store_->SetConsecutiveFailures(a.id, 4), IsOk());
+  EXPECT_EQ(store_->FindSubscription(a.id)->consecutive_failures, 4);
+  EXPECT_THAT(store_->SetConsecutiveFailures("nope", 1),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(EventStoreTest, RetentionDropsByAgeAndByCountAndSaysHowMany) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_THAT(store_->EnqueueEvent("ptp", seq, "e",
+                                     {{a.id, a.endpoint, std::to_string(seq)},
+                                      {b.id, b.endpoint, std::to_string(seq)}}),
+                IsOk());
+  }
+  // Count: keep the newest 3 of each.
+  auto dropped =
+      store_->ApplyRetention(absl::Now(), absl::InfiniteDuration(), 3);
+  ASSERT_THAT(dropped, IsOk());
+  EXPECT_THAT(*dropped, UnorderedElementsAre(Pair(a.id, 2u), Pair(b.id, 2u)));
+  std::vector<OutboxRow> due =
+      store_->DueDeliveries(absl::InfiniteFuture(), {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "3");
+  // Nothing over the limits: nothing dropped.
+  dropped = store_->ApplyRetention(absl::Now(), absl::Hours(1), 3);
+  ASSERT_THAT(dropped, IsOk());
+  EXPECT_THAT(*dropped, IsEmpty());
+  // Age: everything enqueued more than a minute before "now".
+  dropped = store_->ApplyRetention(absl::Now() + absl::Minutes(2),
+                                   absl::Minutes(1), 0);
+  ASSERT_THAT(dropped, IsOk());
+  EXPECT_THAT(*dropped, UnorderedElementsAre(Pair(a.id, 3u), Pair(b.id, 3u)));
+  EXPECT_EQ(store_->OutboxDepth(), 0u);
+}
+
+TEST_F(EventStoreTest, StatsCoverEverySubscription) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  const absl::Time before = absl::Now();
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 1, "e", {{a.id, a.endpoint, "1"}}),
+              IsOk());
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e", {{a.id, a.endpoint, "2"}}),
+              IsOk());
+  std::vector<OutboxStats> stats = store_->Stats();
+  ASSERT_THAT(stats, SizeIs(2));
+  for (const OutboxStats& s : stats) {
+    if (s.subscription_id == a.id) {
+      EXPECT_EQ(s.depth, 2u);
+      EXPECT_EQ(s.endpoint, "http://x/a");
+      EXPECT_GE(s.oldest, before - absl::Milliseconds(1));
+      EXPECT_LE(s.oldest, absl::Now());
+    } else {
+      EXPECT_EQ(s.subscription_id, b.id);
+      EXPECT_EQ(s.depth, 0u);
+      EXPECT_EQ(s.oldest, absl::InfiniteFuture());
+    }
+  }
+}
+
+TEST_F(EventStoreTest, ConcurrentWritersDoNotLoseRows) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = 0; i < 50; ++i) {
+        EXPECT_THAT(store_->EnqueueEvent("src" + std::to_string(t), i + 1, "e",
+                                         {{a.id, a.endpoint, "x"}}),
+                    IsOk());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(store_->OutboxDepth(), 200u);
+}
+
+}  // namespace
+}  // namespace loophost::host

@@ -1,0 +1,20 @@
+# The event framework's host side: the durable EventStore (SQLite), the event
+# router (source loops -> outbox), the delivery dispatcher (outbox -> transport
+# loop) and the O-Cloud notification REST API.
+find_package(SQLite3 REQUIRED)
+
+lh_cc_library(NAME event_store
+  SRCS event_store.cc
+  DEPS loophost::common SQLite::SQLite3 absl::status absl::statusor absl::strings
+    absl::str_format absl::synchronization absl::time)
+
+lh_cc_test(NAME event_store_test SRCS event_store_test.cc
+  DEPS loophost::event_store loophost::testing SQLite::SQLite3 LABELS unit)
+
+lh_cc_library(NAME event_framework
+  SRCS event_metrics.cc event_router.cc delivery_dispatcher.cc rest_api.cc
+  DEPS loophost::event_store loophost::events loophost::proto loophost::common
+    prometheus-cpp::core absl::status absl::statusor absl::strings
+    absl::synchronization absl::time)
+target_link_libraries(loophost_event_framework PRIVATE PkgConfig::HTTPLIB
+  nlohmann_json::nlohmann_json)

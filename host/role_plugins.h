@@ -1,0 +1,42 @@
+// RolePlugins: which plugins serve a role right now ("event_source",
+// "transport": the kinds a plugin names in Describe), each with its serving
+// generation's channel. The event router, the delivery dispatcher and the REST
+// API find their peers through it; LoopHost implements it over its
+// supervisors, tests over in-process gRPC servers. Implementations are
+// thread-safe.
+#pragma once
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace loophost::host {
+
+inline constexpr char kEventSourceKind[] = "event_source";
+inline constexpr char kTransportKind[] = "transport";
+
+struct ServingPlugin {
+  std::string name;
+  std::shared_ptr<grpc::Channel> channel;
+  // Identifies the generation: a new one (a restart) compares unequal. Held,
+  // so that an address is never reused while someone compares with it.
+  std::shared_ptr<const void> generation;
+};
+
+class RolePlugins {
+ public:
+  virtual ~RolePlugins() = default;
+  // Serving plugins whose kinds include `kind`, sorted by name.
+  virtual std::vector<ServingPlugin> ServingWithKind(
+      absl::string_view kind) const = 0;
+  // The plugin `name` if it serves now.
+  virtual std::optional<ServingPlugin> ServingNamed(
+      absl::string_view name) const = 0;
+};
+
+}  // namespace loophost::host
