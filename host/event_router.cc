@@ -285,8 +285,8 @@ absl::Status EventRouter::StreamOnce(Source& source,
     }
     source.context = &context;
     source.streaming_generation = serving.generation;
-    source.stored = std::max(source.stored, after);
-    ack_pending_ = true;
+    // Acknowledgements follow what this stream delivers, never the cursor
+    // alone: a source that lost its numbering would drop new events.
   }
   LogInfo("event stream open",
           {{"source", source.name}, {"after", absl::StrCat(after)}});

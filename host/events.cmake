@@ -18,3 +18,13 @@ lh_cc_library(NAME event_framework
     absl::synchronization absl::time)
 target_link_libraries(loophost_event_framework PRIVATE PkgConfig::HTTPLIB
   nlohmann_json::nlohmann_json)
+
+lh_cc_test(NAME event_router_test SRCS event_router_test.cc
+  DEPS loophost::event_framework loophost::event_fakes loophost::testing
+    SQLite::SQLite3 nlohmann_json::nlohmann_json LABELS unit)
+lh_cc_test(NAME delivery_dispatcher_test SRCS delivery_dispatcher_test.cc
+  DEPS loophost::event_framework loophost::event_fakes loophost::testing
+  LABELS unit)
+lh_cc_test(NAME rest_api_test SRCS rest_api_test.cc
+  DEPS loophost::event_framework loophost::event_fakes loophost::testing
+    PkgConfig::HTTPLIB nlohmann_json::nlohmann_json LABELS unit)
