@@ -2,6 +2,7 @@
 #include "host/builtin_loops.h"
 
 #include "loops/example/example_loop.h"
+#include "loops/http/http_transport_loop.h"
 
 namespace loophost::host {
 
@@ -10,6 +11,11 @@ std::vector<BuiltinLoop> BuiltinLoops() {
       {"example",
        "the SDK's example loop (an echo service), EXAMPLE_PLUGIN=true",
        loops::example::MakeExampleLoop},
+      {"http",
+       "the HTTP transport: POSTs events to subscribers; on unless "
+       "HTTP_PLUGIN=false",
+       loops::http::MakeHttpTransportLoop, /*enabled_by_default=*/true,
+       /*host_env=*/{"TRANSPORT_HOST"}},
   };
 }
 

@@ -122,18 +122,29 @@ absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(
   std::vector<PluginConfig> out;
   for (auto& [name, plugin] : found) {
     const std::string upper = Upper(name);
-    bool builtin = false;
-    for (const BuiltinLoop& b : builtins) builtin |= b.name == name;
-    // Built-ins are off unless <NAME>_PLUGIN=true; third-party ones are on when
-    // given a command.
+    const BuiltinLoop* builtin = nullptr;
+    for (const BuiltinLoop& b : builtins) {
+      if (b.name == name) builtin = &b;
+    }
+    // Built-ins are off unless <NAME>_PLUGIN=true (or on by default if they
+    // say so); third-party ones are on when given a command.
     LH_ASSIGN_OR_RETURN(bool enabled,
-                        EnabledFlag(host_env, upper, /*fallback=*/!builtin));
+                        EnabledFlag(host_env, upper,
+                                    /*fallback=*/builtin == nullptr ||
+                                        builtin->enabled_by_default));
     if (!enabled) continue;
     if (!plugin.command.empty()) {
       LH_RETURN_IF_ERROR(
           CheckExecutable(upper + "_PLUGIN_CMD", plugin.command));
     }
     plugin.extra_env = PrefixedVariables(host_env, upper);
+    if (builtin != nullptr) {
+      for (const std::string& var : builtin->host_env) {
+        if (auto it = host_env.find(var); it != host_env.end()) {
+          plugin.extra_env[var] = it->second;
+        }
+      }
+    }
     if (auto env_file = host_env.find(upper + "_PLUGIN_ENV");
         env_file != host_env.end() && !env_file->second.empty()) {
       auto lines = ReadEnvFile(env_file->second);

@@ -31,11 +31,16 @@ struct BuiltinLoop {
   std::string name;
   std::string description;
   LoopFactory factory;
+  // On unless <NAME>_PLUGIN=false (the transport is always there).
+  bool enabled_by_default = false;
+  // Host variables it gets besides its <NAME>_* ones, e.g. TRANSPORT_HOST.
+  std::vector<std::string> host_env = {};
 };
 
 // Which plugins the environment enables, sorted by name:
-// - built-in loop X: enabled by X_PLUGIN=true; X_PLUGIN_CMD runs it as a child
-// instead.
+// - built-in loop X: enabled by X_PLUGIN=true (or by default if
+// enabled_by_default; X_PLUGIN=false disables it); X_PLUGIN_CMD runs it as a
+// child instead.
 // - any other X_PLUGIN_CMD=PATH: a third-party plugin "x" (disable with
 // X_PLUGIN=false). Errors (InvalidArgument, one line naming the variable): a
 // bad boolean, a command that is not an executable file, an unreadable or

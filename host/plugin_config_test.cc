@@ -81,6 +81,36 @@ TEST(DiscoverPlugins, BuiltinCommandWithoutEnableStaysOff) {
   EXPECT_THAT(*plugins, IsEmpty());
 }
 
+TEST(DiscoverPlugins, ABuiltinOnByDefaultRunsUnlessDisabled) {
+  std::vector<BuiltinLoop> builtins = Builtins();
+  builtins.push_back({"http", "transport", nullptr,
+                      /*enabled_by_default=*/true,
+                      /*host_env=*/{"TRANSPORT_HOST"}});
+  auto plugins = DiscoverPlugins({}, builtins);
+  ASSERT_THAT(plugins, IsOk());
+  EXPECT_THAT(Names(*plugins), ::testing::ElementsAre("http"));
+  EXPECT_EQ((*plugins)[0].command, "");
+
+  plugins = DiscoverPlugins({{"HTTP_PLUGIN_CMD", "/bin/true"},
+                             {"HTTP_TRANSPORT_TIMEOUT", "1s"},
+                             {"TRANSPORT_HOST", "http://node:9043"},
+                             {"PTP_THRESHOLD_MAX_OFFSET_NS", "50"}},
+                            builtins);
+  ASSERT_THAT(plugins, IsOk());
+  ASSERT_THAT(Names(*plugins), ::testing::ElementsAre("http"));
+  EXPECT_EQ((*plugins)[0].command, "/bin/true");
+  // Its own variables and the named host ones; not another plugin's.
+  EXPECT_THAT((*plugins)[0].extra_env,
+              UnorderedElementsAre(Pair("HTTP_TRANSPORT_TIMEOUT", "1s"),
+                                   Pair("TRANSPORT_HOST", "http://node:9043")));
+
+  for (const char* off : {"false", "0", "no"}) {
+    plugins = DiscoverPlugins({{"HTTP_PLUGIN", off}}, builtins);
+    ASSERT_THAT(plugins, IsOk());
+    EXPECT_THAT(*plugins, IsEmpty()) << off;
+  }
+}
+
 TEST(DiscoverPlugins, PrefixedVariablesAndEnvFileReachOnlyThatPlugin) {
   TempDir dir;
   std::string file =

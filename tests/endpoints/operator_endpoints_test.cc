@@ -120,7 +120,7 @@ TEST_F(OperatorEndpointsTest, EveryMetricsEndpointPassesPromtool) {
   ASSERT_THAT(dir, IsOk());
   for (const char* path :
        {"/metrics", "/metrics?plugins=none", "/plugins/echo/metrics",
-        "/plugins/example/metrics"}) {
+        "/plugins/example/metrics", "/plugins/http/metrics"}) {
     auto response = host_->Get(path);
     ASSERT_THAT(response, IsOk());
     ASSERT_EQ(response->status, 200) << path;
@@ -140,7 +140,8 @@ TEST_F(OperatorEndpointsTest, PluginMetricsAndDiscovery) {
   ASSERT_THAT(discovery, IsOk());
   auto groups = nlohmann::json::parse(discovery->body, nullptr, false);
   ASSERT_TRUE(groups.is_array()) << discovery->body;
-  ASSERT_EQ(groups.size(), 3u) << discovery->body;  // host, echo, example
+  // host, echo, example, and the HTTP transport (on by default)
+  ASSERT_EQ(groups.size(), 4u) << discovery->body;
   const std::string target =
       absl::StrCat(host_->metrics_host(), ":", host_->metrics_port());
   std::set<std::string> paths;
@@ -149,7 +150,8 @@ TEST_F(OperatorEndpointsTest, PluginMetricsAndDiscovery) {
     paths.insert(group["labels"]["__metrics_path__"].get<std::string>());
   }
   EXPECT_EQ(paths, (std::set<std::string>{"/metrics", "/plugins/echo/metrics",
-                                          "/plugins/example/metrics"}));
+                                          "/plugins/example/metrics",
+                                          "/plugins/http/metrics"}));
 }
 
 TEST_F(OperatorEndpointsTest, HealthAndProbes) {

@@ -1,0 +1,391 @@
+// CurlSender (see curl_sender.h). One worker thread owns the multi handle and
+// every easy handle; other threads only append to `submitted_` under mu_ and
+// wake the worker with curl_multi_wakeup. Easy handles are pooled: a reused
+// handle keeps its common options, and connections live in the multi handle's
+// cache, so they outlive the transfers that opened them.
+#include "loops/http/curl_sender.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+#ifndef LH_VERSION
+#error "LH_VERSION must be defined by the build"
+#endif
+
+namespace loophost::loops::http {
+namespace {
+
+constexpr char kDefaultContentType[] = "application/json";
+// While requests are in flight the worker comes round at least this often, so
+// that the watchdog can tell a busy worker from a stuck one.
+constexpr int kBusyPollMs = 1000;
+// Nothing in flight: sleep until Post() or Stop() wakes us.
+constexpr int kIdlePollMs = INT_MAX;
+
+size_t DiscardBody(char* /*data*/, size_t size, size_t count, void* /*user*/) {
+  return size * count;
+}
+
+HttpOutcome OutcomeOf(CURLcode code) {
+  switch (code) {
+    case CURLE_OK:
+      return HttpOutcome::kDelivered;
+    case CURLE_OPERATION_TIMEDOUT:
+      return HttpOutcome::kTimeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return HttpOutcome::kConnectFailed;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return HttpOutcome::kConnectionLost;
+    default:
+      return HttpOutcome::kFailed;
+  }
+}
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+struct CurlSender::Transfer {
+  CURL* easy = nullptr;
+  Pending pending;
+  char error[CURL_ERROR_SIZE] = {};
+
+  ~Transfer() {
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+};
+
+absl::Status CheckHttpUrl(absl::string_view url) {
+  std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
+  if (u == nullptr) return absl::ResourceExhaustedError("curl_url: no memory");
+  const std::string text(url);
+  if (CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, text.c_str(),
+                                  CURLU_NON_SUPPORT_SCHEME);
+      rc != CURLUE_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a URL (", curl_url_strerror(rc), ")"));
+  }
+  char* scheme = nullptr;
+  if (curl_url_get(u.get(), CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    return absl::InvalidArgumentError("no scheme");
+  }
+  const std::string lower = absl::AsciiStrToLower(scheme);
+  curl_free(scheme);
+  if (lower != "http" && lower != "https") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scheme \"", lower, "\" is not http or https"));
+  }
+  char* host = nullptr;
+  if (curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    return absl::InvalidArgumentError("no host");
+  }
+  const bool empty_host = host == nullptr || host[0] == '\0';
+  curl_free(host);
+  if (empty_host) return absl::InvalidArgumentError("no host");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CurlSender>> CurlSender::Start(
+    CurlSenderOptions options) {
+  if (options.max_in_flight < 1) {
+    return absl::InvalidArgumentError("max_in_flight must be at least 1");
+  }
+  if (options.default_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("default_timeout must be positive");
+  }
+  std::unique_ptr<CurlSender> sender(new CurlSender(std::move(options)));
+  if (absl::Status st = sender->Init(); !st.ok()) return st;
+  return sender;
+}
+
+CurlSender::CurlSender(CurlSenderOptions options)
+    : options_(std::move(options)) {}
+
+CurlSender::~CurlSender() { Stop(); }
+
+absl::Status CurlSender::Init() {
+  InitCurlOnce();
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
+  const long max_idle = options_.max_idle_connections > 0
+                            ? options_.max_idle_connections
+                            : std::max<long>(256, options_.max_in_flight);
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_idle);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                    static_cast<long>(options_.max_host_connections));
+  {
+    absl::MutexLock lock(&mu_);
+    last_turn_ = absl::Now();
+  }
+  worker_ = std::thread([this] { Run(); });
+  if (options_.on_health) watchdog_ = std::thread([this] { Watchdog(); });
+  return absl::OkStatus();
+}
+
+void CurlSender::Post(HttpPost post, Callback done) {
+  Pending pending{std::move(post), std::move(done), Clock::now()};
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stop_) {
+      submitted_.push_back(std::move(pending));
+      if (!wake_pending_) {
+        wake_pending_ = true;
+        // Under mu_: Stop() sets stop_ under it before the multi handle goes.
+        curl_multi_wakeup(multi_);
+      }
+      return;
+    }
+  }
+  HttpPostResult result;
+  result.outcome = HttpOutcome::kFailed;
+  result.error = "transport stopped";
+  pending.done(std::move(result));
+}
+
+void CurlSender::Stop() {
+  std::call_once(stop_once_, [this] {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+      if (multi_ != nullptr) curl_multi_wakeup(multi_);
+    }
+    if (worker_.joinable()) worker_.join();
+    if (watchdog_.joinable()) watchdog_.join();
+    transfers_.clear();  // easy handles, all removed from the multi by now
+    idle_transfers_.clear();
+    for (auto& [type, list] : headers_) curl_slist_free_all(list);
+    headers_.clear();
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    multi_ = nullptr;
+  });
+}
+
+CurlSender::Stats CurlSender::GetStats() const {
+  absl::MutexLock lock(&mu_);
+  return Stats{published_in_flight_,
+               published_queued_ + static_cast<int>(submitted_.size()),
+               connections_opened_};
+}
+
+void CurlSender::Run() {
+  std::vector<Pending> incoming;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) break;
+      incoming.swap(submitted_);
+      wake_pending_ = false;
+      last_turn_ = absl::Now();
+    }
+    for (Pending& p : incoming) queue_.push_back(std::move(p));
+    incoming.clear();
+    StartTransfers();
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    FinishTransfers();
+    // Slots freed above go to queued requests at once; libcurl's timer for a
+    // new handle is 0 ms, so the poll below returns straight away for it.
+    StartTransfers();
+    {
+      absl::MutexLock lock(&mu_);
+      published_in_flight_ = in_flight_;
+      published_queued_ = static_cast<int>(queue_.size());
+    }
+    curl_multi_poll(multi_, nullptr, 0,
+                    in_flight_ > 0 ? kBusyPollMs : kIdlePollMs, nullptr);
+  }
+  FailAll("transport stopped");
+}
+
+curl_slist* CurlSender::HeadersFor(const std::string& content_type) {
+  auto it = headers_.find(content_type);
+  if (it != headers_.end()) return it->second;
+  curl_slist* list = nullptr;
+  list = curl_slist_append(
+      list, absl::StrCat("Content-Type: ", content_type).c_str());
+  // No "Expect: 100-continue" round trip for larger bodies.
+  list = curl_slist_append(list, "Expect:");
+  headers_[content_type] = list;
+  return list;
+}
+
+void CurlSender::StartTransfers() {
+  while (in_flight_ < options_.max_in_flight && !queue_.empty()) {
+    Transfer* t = nullptr;
+    if (!idle_transfers_.empty()) {
+      t = idle_transfers_.back();
+      idle_transfers_.pop_back();
+    } else {
+      auto fresh = std::make_unique<Transfer>();
+      fresh->easy = curl_easy_init();
+      if (fresh->easy == nullptr) break;  // no memory: try on the next turn
+      CURL* e = fresh->easy;
+      curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+      curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+      // The same in-process and as a child: no proxy from the environment.
+      curl_easy_setopt(e, CURLOPT_PROXY, "");
+      curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, DiscardBody);
+      curl_easy_setopt(e, CURLOPT_USERAGENT, "loophost-http/" LH_VERSION);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, fresh->error);
+      curl_easy_setopt(e, CURLOPT_PRIVATE, fresh.get());
+      t = fresh.get();
+      transfers_.push_back(std::move(fresh));
+    }
+    t->pending = std::move(queue_.front());
+    queue_.pop_front();
+    const HttpPost& post = t->pending.post;
+    const absl::Duration timeout = post.timeout > absl::ZeroDuration()
+                                       ? post.timeout
+                                       : options_.default_timeout;
+    const long timeout_ms = std::max<long>(
+        1, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
+    t->error[0] = '\0';
+    CURL* e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, post.url.c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, post.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(post.body.size()));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                     HeadersFor(post.content_type.empty() ? kDefaultContentType
+                                                          : post.content_type));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    if (CURLMcode rc = curl_multi_add_handle(multi_, e); rc != CURLM_OK) {
+      Callback done = std::move(t->pending.done);
+      t->pending = Pending{};
+      idle_transfers_.push_back(t);
+      HttpPostResult result;
+      result.outcome = HttpOutcome::kFailed;
+      result.error =
+          absl::StrCat("curl_multi_add_handle: ", curl_multi_strerror(rc));
+      done(std::move(result));
+      continue;
+    }
+    ++in_flight_;
+  }
+}
+
+void CurlSender::FinishTransfers() {
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    const CURLcode code = msg->data.result;
+    // `msg` is invalid once the handle is removed (inside Complete).
+    Complete(*t, code);
+  }
+}
+
+void CurlSender::Complete(Transfer& t, CURLcode code) {
+  HttpPostResult result;
+  long status = 0;
+  long connects = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &connects);
+  result.connections_opened = static_cast<int>(connects);
+  result.latency = absl::FromChrono(Clock::now() - t.pending.posted_at);
+  result.outcome = OutcomeOf(code);
+  if (code == CURLE_OK) {
+    result.http_status = static_cast<int>(status);
+    if (status < 200 || status > 299) {
+      result.outcome = HttpOutcome::kHttpStatus;
+      result.error = absl::StrCat("HTTP ", status);
+    }
+  } else {
+    result.error = t.error[0] != '\0' ? std::string(t.error)
+                                      : std::string(curl_easy_strerror(code));
+    // libcurl's text says "Couldn't connect"; the errno says why.
+    long os_errno = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &os_errno);
+    if (os_errno != 0 && result.outcome != HttpOutcome::kTimeout) {
+      absl::StrAppend(&result.error, " (",
+                      std::strerror(static_cast<int>(os_errno)), ")");
+    }
+  }
+  curl_multi_remove_handle(multi_, t.easy);
+  Callback done = std::move(t.pending.done);
+  t.pending = Pending{};  // frees the body now
+  idle_transfers_.push_back(&t);
+  --in_flight_;
+  if (connects > 0) {
+    absl::MutexLock lock(&mu_);
+    connections_opened_ += connects;
+  }
+  done(std::move(result));
+}
+
+void CurlSender::FailAll(const std::string& why) {
+  std::vector<Callback> callbacks;
+  for (auto& t : transfers_) {
+    if (!t->pending.done) continue;
+    curl_multi_remove_handle(multi_, t->easy);
+    callbacks.push_back(std::move(t->pending.done));
+    t->pending = Pending{};
+  }
+  in_flight_ = 0;
+  for (Pending& p : queue_) callbacks.push_back(std::move(p.done));
+  queue_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    for (Pending& p : submitted_) callbacks.push_back(std::move(p.done));
+    submitted_.clear();
+    published_in_flight_ = 0;
+    published_queued_ = 0;
+  }
+  for (Callback& done : callbacks) {
+    HttpPostResult result;
+    result.outcome = HttpOutcome::kFailed;
+    result.error = why;
+    done(std::move(result));
+  }
+}
+
+void CurlSender::Watchdog() {
+  const absl::Duration interval = std::clamp(
+      options_.stall_after / 5, absl::Milliseconds(10), absl::Seconds(1));
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || !submitted_.empty() || published_in_flight_ > 0 ||
+           published_queued_ > 0;
+  };
+  std::string reported;
+  absl::MutexLock lock(&mu_);
+  while (!stop_) {
+    // No work: no timer either; Post() or Stop() changes the condition.
+    mu_.Await(absl::Condition(&has_work));
+    if (stop_) break;
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), interval);
+    if (stop_) break;
+    const absl::Duration since = absl::Now() - last_turn_;
+    std::string error;
+    if (has_work() && since > options_.stall_after) {
+      // The same text while it lasts: every change is a health event.
+      error = absl::StrCat("worker has not come round its loop for over ",
+                           absl::FormatDuration(options_.stall_after),
+                           " while requests wait");
+    }
+    if (error != reported) {
+      reported = error;
+      mu_.Unlock();
+      options_.on_health(error);
+      mu_.Lock();
+    }
+  }
+}
+
+}  // namespace loophost::loops::http

@@ -1,0 +1,371 @@
+// CurlSender against real loopback HTTP servers: 2xx, non-2xx, refused,
+// timeout, keep-alive reuse, a dead subscriber beside a live one, the
+// concurrency bound, stop, and the watchdog. Waits are conditions with
+// deadlines; nothing sleeps.
+#include "loops/http/curl_sender.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "loops/http/loopback_http_server.h"
+#include "tests/testing/child_process.h"
+
+namespace loophost::loops::http {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Each;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+// Results by tag, in the order they arrived.
+class Results {
+ public:
+  CurlSender::Callback Add(std::string tag) {
+    return [this, tag = std::move(tag)](HttpPostResult r) {
+      absl::MutexLock lock(&mu_);
+      order_.push_back(tag);
+      results_.push_back(std::move(r));
+    };
+  }
+  bool WaitFor(size_t n, absl::Duration timeout = kWait) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return results_.size() >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+  std::vector<HttpPostResult> results() {
+    absl::MutexLock lock(&mu_);
+    return results_;
+  }
+  std::vector<std::string> order() {
+    absl::MutexLock lock(&mu_);
+    return order_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpPostResult> results_ ABSL_GUARDED_BY(mu_);
+};
+
+// A TCP socket bound to 127.0.0.1:0 that does not listen: connecting to it is
+// refused, and nothing else can take its port while it is open.
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~RefusingPort() { ::close(fd_); }
+  // With `listen`, the kernel completes handshakes into the backlog but no one
+  // ever reads: a hung subscriber.
+  void Listen() { ::listen(fd_, 64); }
+  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+std::unique_ptr<CurlSender> StartSender(CurlSenderOptions options = {}) {
+  auto sender = CurlSender::Start(std::move(options));
+  EXPECT_TRUE(sender.ok()) << sender.status();
+  return sender.ok() ? *std::move(sender) : nullptr;
+}
+
+HttpPost Post(std::string url, std::string body = R"({"id":"1"})",
+              absl::Duration timeout = absl::ZeroDuration()) {
+  HttpPost post;
+  post.url = std::move(url);
+  post.body = std::move(body);
+  post.timeout = timeout;
+  return post;
+}
+
+TEST(CheckHttpUrlTest, Table) {
+  struct Case {
+    const char* url;
+    const char* error;  // "" = valid
+  };
+  const std::vector<Case> cases = {
+      {"http://localhost:9085", ""},
+      {"https://consumer.example.com/event", ""},
+      {"HTTP://127.0.0.1:80/x?y=1", ""},
+      {"amqp://localhost:5672", "scheme \"amqp\" is not http or https"},
+      {"ftp://x/", "scheme \"ftp\""},
+      {"not a url", "not a URL"},
+      {"", "not a URL"},
+      {"http://", "not a URL"},
+  };
+  for (const Case& c : cases) {
+    absl::Status st = CheckHttpUrl(c.url);
+    if (c.error[0] == '\0') {
+      EXPECT_TRUE(st.ok()) << c.url << ": " << st;
+    } else {
+      EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.url;
+      EXPECT_THAT(std::string(st.message()), HasSubstr(c.error)) << c.url;
+    }
+  }
+}
+
+TEST(CurlSenderTest, DeliversWithContentTypeAndBody) {
+  LoopbackHttpServer server(204);
+  auto sender = StartSender();
+  Results results;
+  sender->Post(Post(server.Url("/event"), R"({"id":"a"})"), results.Add("a"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kDelivered);
+  EXPECT_EQ(r.http_status, 204);
+  EXPECT_EQ(r.error, "");
+  EXPECT_GT(r.latency, absl::ZeroDuration());
+  ASSERT_THAT(server.received(), SizeIs(1));
+  EXPECT_EQ(server.received()[0].path, "/event");
+  EXPECT_EQ(server.received()[0].body, R"({"id":"a"})");
+  EXPECT_EQ(server.received()[0].content_type, "application/json");
+}
+
+TEST(CurlSenderTest, EmptyPostAndOtherContentType) {
+  LoopbackHttpServer server(204);
+  auto sender = StartSender();
+  Results results;
+  HttpPost post = Post(server.Url(), "");
+  post.content_type = "text/plain";
+  sender->Post(std::move(post), results.Add("empty"));
+  ASSERT_TRUE(results.WaitFor(1));
+  EXPECT_EQ(results.results()[0].http_status, 204);
+  ASSERT_THAT(server.received(), SizeIs(1));
+  EXPECT_EQ(server.received()[0].body, "");
+  EXPECT_EQ(server.received()[0].content_type, "text/plain");
+}
+
+TEST(CurlSenderTest, NonSuccessStatusIsNotDelivered) {
+  struct Case {
+    int status;
+    HttpOutcome want;
+  };
+  for (const Case& c :
+       {Case{200, HttpOutcome::kDelivered}, Case{201, HttpOutcome::kDelivered},
+        Case{299, HttpOutcome::kDelivered}, Case{302, HttpOutcome::kHttpStatus},
+        Case{404, HttpOutcome::kHttpStatus},
+        Case{500, HttpOutcome::kHttpStatus},
+        Case{503, HttpOutcome::kHttpStatus}}) {
+    LoopbackHttpServer server(c.status);
+    auto sender = StartSender();
+    Results results;
+    sender->Post(Post(server.Url()), results.Add("x"));
+    ASSERT_TRUE(results.WaitFor(1));
+    const HttpPostResult r = results.results()[0];
+    EXPECT_EQ(r.outcome, c.want) << c.status;
+    EXPECT_EQ(r.http_status, c.status);
+    EXPECT_EQ(r.error, c.want == HttpOutcome::kDelivered
+                           ? ""
+                           : absl::StrCat("HTTP ", c.status));
+  }
+}
+
+TEST(CurlSenderTest, ConnectionRefused) {
+  RefusingPort refusing;
+  ASSERT_NE(refusing.port(), 0);
+  auto sender = StartSender();
+  Results results;
+  sender->Post(Post(refusing.Url()), results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kConnectFailed);
+  EXPECT_EQ(r.http_status, 0);
+  EXPECT_THAT(r.error, HasSubstr("refused"));
+}
+
+TEST(CurlSenderTest, TimeoutOfAHeldRequest) {
+  LoopbackHttpServer server(204);
+  server.Hold();
+  auto sender = StartSender();
+  Results results;
+  sender->Post(Post(server.Url(), "{}", absl::Milliseconds(200)),
+               results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kTimeout);
+  EXPECT_EQ(r.http_status, 0);
+  EXPECT_THAT(r.error, HasSubstr("timed out"));
+  EXPECT_GE(r.latency, absl::Milliseconds(200));
+}
+
+TEST(CurlSenderTest, DefaultTimeoutApplies) {
+  LoopbackHttpServer server(204);
+  server.Hold();
+  CurlSenderOptions options;
+  options.default_timeout = absl::Milliseconds(100);
+  auto sender = StartSender(options);
+  Results results;
+  sender->Post(Post(server.Url()), results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  EXPECT_EQ(results.results()[0].outcome, HttpOutcome::kTimeout);
+}
+
+TEST(CurlSenderTest, ReusesOneKeepAliveConnection) {
+  LoopbackHttpServer server(204);
+  auto sender = StartSender();
+  Results results;
+  constexpr int kPosts = 20;
+  // One after the other, as the host sends to one subscriber.
+  for (int i = 0; i < kPosts; ++i) {
+    sender->Post(Post(server.Url()), results.Add(absl::StrCat(i)));
+    ASSERT_TRUE(results.WaitFor(i + 1));
+  }
+  EXPECT_EQ(server.connections(), 1);
+  EXPECT_EQ(server.requests(), kPosts);
+  const auto all = results.results();
+  EXPECT_EQ(all[0].connections_opened, 1);
+  for (int i = 1; i < kPosts; ++i) EXPECT_EQ(all[i].connections_opened, 0);
+  EXPECT_EQ(sender->GetStats().connections_opened, 1);
+}
+
+TEST(CurlSenderTest, DeadSubscribersDoNotDelayALiveOne) {
+  LoopbackHttpServer live(204);
+  LoopbackHttpServer held(204);
+  held.Hold();
+  RefusingPort hung;  // accepts into its backlog, never reads
+  hung.Listen();
+  RefusingPort refused;
+  auto sender = StartSender();
+  Results results;
+  constexpr absl::Duration kDeadTimeout = absl::Seconds(10);
+  for (int i = 0; i < 5; ++i) {
+    sender->Post(Post(held.Url(), "{}", kDeadTimeout), results.Add("held"));
+    sender->Post(Post(hung.Url(), "{}", kDeadTimeout), results.Add("hung"));
+  }
+  ASSERT_TRUE(held.WaitForActive(5, kWait));
+  // 50 deliveries to the live subscriber, each after the previous result.
+  constexpr int kLive = 50;
+  size_t seen = 0;
+  for (int i = 0; i < kLive; ++i) {
+    sender->Post(Post(live.Url()), results.Add("live"));
+    sender->Post(Post(refused.Url()), results.Add("refused"));
+    seen += 2;
+    ASSERT_TRUE(results.WaitFor(seen));
+  }
+  // Every live and refused result came while all ten dead requests were
+  // still waiting for their 10 s timeout.
+  const std::vector<std::string> order = results.order();
+  ASSERT_THAT(order, SizeIs(seen));
+  EXPECT_THAT(order, Each(::testing::AnyOf("live", "refused")));
+  for (const HttpPostResult& r : results.results()) {
+    EXPECT_TRUE(r.outcome == HttpOutcome::kDelivered ||
+                r.outcome == HttpOutcome::kConnectFailed);
+    EXPECT_LT(r.latency, kDeadTimeout / 2);
+  }
+  EXPECT_EQ(live.requests(), kLive);
+  EXPECT_TRUE(loophost::testing::WaitFor(
+      [&] { return sender->GetStats().in_flight == 10; }, kWait,
+      "the 10 dead requests still in flight"));
+}
+
+TEST(CurlSenderTest, BoundsRequestsInFlight) {
+  LoopbackHttpServer server(204);
+  server.Hold();
+  CurlSenderOptions options;
+  options.max_in_flight = 2;
+  auto sender = StartSender(options);
+  Results results;
+  for (int i = 0; i < 6; ++i) {
+    sender->Post(Post(server.Url(absl::StrCat("/", i))),
+                 results.Add(absl::StrCat(i)));
+  }
+  ASSERT_TRUE(server.WaitForActive(2, kWait));
+  // The worker publishes its counts each turn; once it has taken all six in,
+  // two run and four wait.
+  ASSERT_TRUE(loophost::testing::WaitFor(
+      [&] {
+        CurlSender::Stats s = sender->GetStats();
+        return s.in_flight == 2 && s.queued == 4;
+      },
+      kWait, "2 in flight and 4 queued"));
+  EXPECT_EQ(server.requests(), 2);
+  server.Release();
+  ASSERT_TRUE(results.WaitFor(6));
+  EXPECT_EQ(server.max_concurrent(), 2);
+  EXPECT_THAT(results.results(),
+              Each(Field(&HttpPostResult::outcome, HttpOutcome::kDelivered)));
+  // FIFO: the paths arrive in the order they were posted, two at a time.
+  const auto received = server.received();
+  ASSERT_THAT(received, SizeIs(6));
+  std::vector<std::string> later;
+  for (int i = 2; i < 6; ++i) later.push_back(received[i].path);
+  EXPECT_THAT(later, ::testing::UnorderedElementsAre("/2", "/3", "/4", "/5"));
+}
+
+TEST(CurlSenderTest, StopFailsWhatIsLeftAndLaterPosts) {
+  LoopbackHttpServer server(204);
+  server.Hold();
+  auto sender = StartSender();
+  Results results;
+  sender->Post(Post(server.Url()), results.Add("in flight"));
+  ASSERT_TRUE(server.WaitForActive(1, kWait));
+  sender->Stop();
+  ASSERT_TRUE(results.WaitFor(1));
+  EXPECT_EQ(results.results()[0].outcome, HttpOutcome::kFailed);
+  EXPECT_EQ(results.results()[0].error, "transport stopped");
+  sender->Post(Post(server.Url()), results.Add("after stop"));
+  ASSERT_TRUE(results.WaitFor(2, absl::ZeroDuration()));
+  EXPECT_EQ(results.results()[1].error, "transport stopped");
+}
+
+TEST(CurlSenderTest, WatchdogReportsAStuckWorker) {
+  LoopbackHttpServer server(204);
+  absl::Mutex mu;
+  std::vector<std::string> reports;
+  CurlSenderOptions options;
+  options.stall_after = absl::Milliseconds(100);
+  options.on_health = [&](const std::string& error) {
+    absl::MutexLock lock(&mu);
+    reports.push_back(error);
+  };
+  auto sender = StartSender(options);
+  absl::Notification unblock;
+  Results results;
+  // A callback that blocks the worker while a second request waits.
+  sender->Post(Post(server.Url()), [&](HttpPostResult) {
+    unblock.WaitForNotificationWithTimeout(kWait);
+  });
+  sender->Post(Post(server.Url()), results.Add("second"));
+  {
+    absl::MutexLock lock(&mu);
+    auto reported = [&]() { return !reports.empty(); };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&reported), kWait));
+    EXPECT_THAT(reports[0], HasSubstr("has not come round"));
+  }
+  unblock.Notify();
+  ASSERT_TRUE(results.WaitFor(1));
+  absl::MutexLock lock(&mu);
+  auto healthy = [&]() { return reports.size() >= 2; };
+  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&healthy), kWait));
+  EXPECT_EQ(reports[1], "");
+}
+
+}  // namespace
+}  // namespace loophost::loops::http

@@ -1,0 +1,404 @@
+// HttpTransportLoop (see http_transport_loop.h). The Deliver stream is a
+// callback-API reactor: reads feed the CurlSender, its results are written
+// back one at a time (gRPC allows one outstanding write). The reactor is held
+// by a shared_ptr that the sender's callbacks share, so a result arriving after
+// the RPC ended finds a live object and is dropped. Reads pause while a
+// stream has `window` deliveries unanswered: gRPC flow control then pushes
+// back on the host instead of the queue growing without bound.
+#include "loops/http/http_transport_loop.h"
+
+#include <grpcpp/support/server_callback.h>
+
+#include <algorithm>
+#include <deque>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/env_parse.h"
+#include "common/logging.h"
+#include "loophost/v1/transport.grpc.pb.h"
+#include "loops/http/transport_metrics.h"
+
+#ifndef LH_VERSION
+#error "LH_VERSION must be defined by the build"
+#endif
+
+namespace loophost::loops::http {
+namespace {
+
+// A per-request timeout above this is clamped: a stopping server waits for
+// CheckEndpoint calls, and a result after minutes helps nobody.
+constexpr absl::Duration kMaxTimeout = absl::Seconds(60);
+
+std::string Lookup(const sdk::LoopEnv& env, const char* name) {
+  auto it = env.find(name);
+  return it == env.end() ? "" : it->second;
+}
+
+absl::Duration RequestTimeout(uint32_t timeout_ms) {
+  if (timeout_ms == 0) return absl::ZeroDuration();  // the sender's default
+  return std::min(absl::Milliseconds(timeout_ms), kMaxTimeout);
+}
+
+uint32_t Micros(absl::Duration d) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(
+      absl::ToInt64Microseconds(d), 0, std::numeric_limits<uint32_t>::max()));
+}
+
+const char* OutcomeName(HttpOutcome o) {
+  switch (o) {
+    case HttpOutcome::kDelivered:
+      return "delivered";
+    case HttpOutcome::kHttpStatus:
+      return "http_status";
+    case HttpOutcome::kTimeout:
+      return "timeout";
+    case HttpOutcome::kConnectFailed:
+      return "connect_failed";
+    case HttpOutcome::kConnectionLost:
+      return "connection_lost";
+    case HttpOutcome::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
+class DeliverReactor final
+    : public grpc::ServerBidiReactor<v1::Delivery, v1::DeliveryResult>,
+      public std::enable_shared_from_this<DeliverReactor> {
+ public:
+  DeliverReactor(CurlSender& sender, TransportMetrics& metrics, int window)
+      : sender_(sender), metrics_(metrics), window_(window) {}
+
+  // Keeps itself alive until OnDone.
+  void Begin() {
+    self_ = shared_from_this();
+    StartRead(&delivery_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the host half-closed, or the call is over
+      {
+        absl::MutexLock lock(&mu_);
+        reads_done_ = true;
+      }
+      MaybeFinish();
+      return;
+    }
+    v1::Delivery delivery = std::move(delivery_);
+    delivery_.Clear();
+    bool read_more = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ++unanswered_;
+      read_more = unanswered_ < window_;
+      read_paused_ = !read_more;
+    }
+    Submit(std::move(delivery));
+    if (read_more) StartRead(&delivery_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool write_next = false;
+    bool read_again = false;
+    {
+      absl::MutexLock lock(&mu_);
+      --unanswered_;
+      if (!ok) {
+        broken_ = true;
+        writing_ = false;
+      } else if (!results_.empty() && !cancelled_) {
+        writing_result_ = std::move(results_.front());
+        results_.pop_front();
+        write_next = true;
+      } else {
+        writing_ = false;
+      }
+      if (read_paused_ && unanswered_ < window_ && !broken_ && !cancelled_) {
+        read_paused_ = false;
+        read_again = true;
+      }
+    }
+    if (write_next) StartWrite(&writing_result_);
+    if (read_again) StartRead(&delivery_);
+    MaybeFinish();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    MaybeFinish();
+  }
+
+  void OnDone() override {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+    self_.reset();  // sender callbacks may still hold a reference
+  }
+
+ private:
+  void Submit(v1::Delivery delivery) {
+    const uint64_t id = delivery.delivery_id();
+    if (absl::Status st = CheckHttpUrl(delivery.endpoint()); !st.ok()) {
+      metrics_.Rejected();
+      v1::DeliveryResult result;
+      result.set_delivery_id(id);
+      result.set_error(absl::StrCat("endpoint \"", delivery.endpoint(),
+                                    "\": ", st.message()));
+      Enqueue(std::move(result));
+      return;
+    }
+    metrics_.Accepted();
+    HttpPost post;
+    post.url = delivery.endpoint();
+    post.body = std::move(*delivery.mutable_body());
+    post.content_type = delivery.content_type();
+    post.timeout = RequestTimeout(delivery.timeout_ms());
+    sender_.Post(std::move(post),
+                 [self = shared_from_this(), id,
+                  endpoint = std::move(*delivery.mutable_endpoint()),
+                  subscription = std::move(
+                      *delivery.mutable_subscription_id())](HttpPostResult r) {
+                   self->OnPosted(id, endpoint, subscription, r);
+                 });
+  }
+
+  void OnPosted(uint64_t id, const std::string& endpoint,
+                const std::string& subscription, const HttpPostResult& r) {
+    if (metrics_.Delivered(endpoint, r)) {
+      if (r.outcome == HttpOutcome::kDelivered) {
+        LogInfo("subscriber endpoint delivering again",
+                {{"endpoint", endpoint}, {"subscription", subscription}});
+      } else {
+        LogWarn("subscriber endpoint failing",
+                {{"endpoint", endpoint},
+                 {"subscription", subscription},
+                 {"outcome", OutcomeName(r.outcome)},
+                 {"error", r.error}});
+      }
+    }
+    v1::DeliveryResult result;
+    result.set_delivery_id(id);
+    result.set_delivered(r.outcome == HttpOutcome::kDelivered);
+    result.set_http_status(r.http_status);
+    result.set_error(r.error);
+    result.set_latency_us(Micros(r.latency));
+    Enqueue(std::move(result));
+  }
+
+  void Enqueue(v1::DeliveryResult result) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || broken_ || cancelled_) return;
+      if (writing_) {
+        results_.push_back(std::move(result));
+        return;
+      }
+      writing_ = true;
+      writing_result_ = std::move(result);
+    }
+    StartWrite(&writing_result_);
+  }
+
+  void MaybeFinish() {
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_) return;  // a write ends first
+      if (broken_ || cancelled_) {
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "stream ended");
+      } else if (!reads_done_ || unanswered_ > 0) {
+        return;
+      }
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  CurlSender& sender_;
+  TransportMetrics& metrics_;
+  const int window_;
+  std::shared_ptr<DeliverReactor> self_;
+  v1::Delivery delivery_;              // the one read in progress
+  v1::DeliveryResult writing_result_;  // the one write in progress
+
+  absl::Mutex mu_;
+  std::deque<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+  int unanswered_ ABSL_GUARDED_BY(mu_) = 0;  // read, result not yet written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class CheckReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit CheckReactor(v1::CheckEndpointResponse* response)
+      : response_(response) {}
+
+  void Begin(std::shared_ptr<CheckReactor> self) { self_ = std::move(self); }
+
+  void Complete(const HttpPostResult& r) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+      response_->set_http_status(r.http_status);
+      response_->set_error(r.error);
+    }
+    Finish(grpc::Status::OK);
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+
+  void OnDone() override { self_.reset(); }
+
+ private:
+  v1::CheckEndpointResponse* const response_;  // gRPC's, valid until OnDone
+  std::shared_ptr<CheckReactor> self_;
+  absl::Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class TransportService final : public v1::Transport::CallbackService {
+ public:
+  void Attach(CurlSender* sender, TransportMetrics* metrics) {
+    sender_ = sender;
+    metrics_ = metrics;
+  }
+
+  grpc::ServerBidiReactor<v1::Delivery, v1::DeliveryResult>* Deliver(
+      grpc::CallbackServerContext* /*context*/) override {
+    auto reactor = std::make_shared<DeliverReactor>(
+        *sender_, *metrics_, 4 * sender_->options().max_in_flight);
+    reactor->Begin();
+    return reactor.get();
+  }
+
+  grpc::ServerUnaryReactor* CheckEndpoint(
+      grpc::CallbackServerContext* /*context*/,
+      const v1::CheckEndpointRequest* request,
+      v1::CheckEndpointResponse* response) override {
+    auto reactor = std::make_shared<CheckReactor>(response);
+    reactor->Begin(reactor);
+    if (absl::Status st = CheckHttpUrl(request->endpoint()); !st.ok()) {
+      HttpPostResult r;
+      r.error = absl::StrCat("endpoint \"", request->endpoint(),
+                             "\": ", st.message());
+      reactor->Complete(r);
+      return reactor.get();
+    }
+    HttpPost post;
+    post.url = request->endpoint();
+    post.body = request->body();
+    post.content_type = request->content_type();
+    post.timeout = RequestTimeout(request->timeout_ms());
+    sender_->Post(std::move(post),
+                  [reactor](HttpPostResult r) { reactor->Complete(r); });
+    return reactor.get();
+  }
+
+ private:
+  CurlSender* sender_ = nullptr;
+  TransportMetrics* metrics_ = nullptr;
+};
+
+class HttpTransportLoop final : public sdk::Loop {
+ public:
+  std::string Name() const override { return "http"; }
+  std::string Version() const override { return LH_VERSION; }
+  std::vector<std::string> Kinds() const override { return {"transport"}; }
+
+  absl::Status Start(sdk::LoopContext& ctx) override {
+    absl::StatusOr<HttpTransportConfig> config =
+        ParseHttpTransportConfig(ctx.env);
+    if (!config.ok()) return config.status();
+    absl::StatusOr<std::unique_ptr<TransportMetrics>> metrics =
+        TransportMetrics::Register(ctx.metrics);
+    if (!metrics.ok()) return metrics.status();
+    metrics_ = *std::move(metrics);
+    sdk::HealthChecks& health = ctx.health;
+    health.Set(kHealthCheck, "");
+    config->sender.on_health = [&health](const std::string& error) {
+      health.Set(kHealthCheck, error);
+    };
+    absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+        CurlSender::Start(config->sender);
+    if (!sender.ok()) return sender.status();
+    sender_ = *std::move(sender);
+    service_.Attach(sender_.get(), metrics_.get());
+    LogInfo("http transport ready",
+            {{"transport_host", config->transport_host},
+             {"timeout", absl::FormatDuration(config->sender.default_timeout)},
+             {"max_in_flight", absl::StrCat(config->sender.max_in_flight)}});
+    return absl::OkStatus();
+  }
+
+  std::vector<grpc::Service*> Services() override { return {&service_}; }
+
+  // The server has stopped: no RPC runs. Requests still in flight end now.
+  void Stop() override {
+    if (sender_ != nullptr) sender_->Stop();
+  }
+
+ private:
+  TransportService service_;
+  std::unique_ptr<TransportMetrics> metrics_;  // outlives sender_'s callbacks
+  std::unique_ptr<CurlSender> sender_;
+};
+
+}  // namespace
+
+absl::StatusOr<HttpTransportConfig> ParseHttpTransportConfig(
+    const sdk::LoopEnv& env) {
+  HttpTransportConfig config;
+  if (std::string host = Lookup(env, "TRANSPORT_HOST"); !host.empty()) {
+    config.transport_host = host;
+  }
+  if (absl::Status st = CheckHttpUrl(config.transport_host); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TRANSPORT_HOST=", config.transport_host, ": ", st.message()));
+  }
+  if (std::string v = Lookup(env, "HTTP_TRANSPORT_TIMEOUT"); !v.empty()) {
+    absl::StatusOr<absl::Duration> d =
+        ParseDurationValue("HTTP_TRANSPORT_TIMEOUT", v);
+    if (!d.ok()) return d.status();
+    config.sender.default_timeout = std::min(*d, kMaxTimeout);
+  }
+  struct IntVar {
+    const char* name;
+    int64_t min;
+    int* out;
+  };
+  for (const IntVar& var :
+       {IntVar{"HTTP_TRANSPORT_MAX_IN_FLIGHT", 1, &config.sender.max_in_flight},
+        IntVar{"HTTP_TRANSPORT_MAX_HOST_CONNECTIONS", 0,
+               &config.sender.max_host_connections},
+        IntVar{"HTTP_TRANSPORT_MAX_IDLE_CONNECTIONS", 0,
+               &config.sender.max_idle_connections}}) {
+    std::string v = Lookup(env, var.name);
+    if (v.empty()) continue;
+    absl::StatusOr<int64_t> n = ParseIntValue(var.name, v, var.min, 65536);
+    if (!n.ok()) return n.status();
+    *var.out = static_cast<int>(*n);
+  }
+  return config;
+}
+
+std::unique_ptr<sdk::Loop> MakeHttpTransportLoop() {
+  return std::make_unique<HttpTransportLoop>();
+}
+
+}  // namespace loophost::loops::http
