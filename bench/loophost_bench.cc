@@ -195,8 +195,8 @@ void PhaseRpc(PluginHarness& harness, const Flags& flags) {
   }
   std::vector<double> latency_us;
   latency_us.reserve(static_cast<size_t>(flags.calls));
-  const long long plugin_cpu0 = ProcCpuNs(pid);
-  const long long host_cpu0 = ProcCpuNs(0);
+  const int64_t plugin_cpu0 = ProcCpuNs(pid);
+  const int64_t host_cpu0 = ProcCpuNs(0);
   const BenchClock::time_point all = BenchClock::now();
   for (int i = 0; i < flags.calls; ++i) {
     const BenchClock::time_point t0 = BenchClock::now();
@@ -415,5 +415,10 @@ int main(int argc, char** argv) {
     std::cerr << "loophost-bench: --plugin PATH is required\n";
     return 2;
   }
-  return loophost::bench::Run(flags);
+  try {
+    return loophost::bench::Run(flags);
+  } catch (const std::exception& e) {  // e.g. nlohmann::json on bad UTF-8
+    std::cerr << "loophost-bench: " << e.what() << "\n";
+    return 1;
+  }
 }

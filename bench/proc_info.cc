@@ -22,6 +22,11 @@ std::string ProcPath(int pid, absl::string_view file) {
                  : absl::StrCat("/proc/self/", file);
 }
 
+std::string Trimmed(absl::string_view text) {
+  absl::string_view trimmed = absl::StripAsciiWhitespace(text);
+  return std::string(trimmed.data(), trimmed.size());
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -41,7 +46,7 @@ void CopyKeys(const std::string& text, std::initializer_list<const char*> keys,
       }
       std::vector<absl::string_view> fields = absl::StrSplit(
           line.substr(k.size() + 1), ' ', absl::SkipWhitespace());
-      long value = 0;
+      int64_t value = 0;
       if (!fields.empty() && absl::SimpleAtoi(fields[0], &value)) {
         out[key] = value;
       }
@@ -60,13 +65,13 @@ nlohmann::json ProcMemory(int pid) {
   return out;
 }
 
-long long ProcCpuNs(int pid) {
-  long long total = 0;
+int64_t ProcCpuNs(int pid) {
+  int64_t total = 0;
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator(ProcPath(pid, "task"), ec)) {
     const std::string text = ReadFile(task.path().string() + "/schedstat");
-    total += std::strtoll(text.c_str(), nullptr, 10);
+    total += static_cast<int64_t>(std::strtoll(text.c_str(), nullptr, 10));
   }
   return total;
 }
@@ -83,9 +88,7 @@ int MappedSharedObjects(int pid) {
   return static_cast<int>(objects.size());
 }
 
-std::string LoadAvg() {
-  return std::string(absl::StripAsciiWhitespace(ReadFile("/proc/loadavg")));
-}
+std::string LoadAvg() { return Trimmed(ReadFile("/proc/loadavg")); }
 
 double LoadAvg1() { return std::strtod(LoadAvg().c_str(), nullptr); }
 
@@ -95,21 +98,20 @@ std::string CpuModel() {
     if (!absl::StartsWith(line, "model name")) continue;
     size_t colon = line.find(':');
     if (colon != absl::string_view::npos) {
-      return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      return Trimmed(line.substr(colon + 1));
     }
   }
   return "unknown";
 }
 
 std::string KernelRelease() {
-  return std::string(
-      absl::StripAsciiWhitespace(ReadFile("/proc/sys/kernel/osrelease")));
+  return Trimmed(ReadFile("/proc/sys/kernel/osrelease"));
 }
 
-long MemTotalKb() {
+int64_t MemTotalKb() {
   nlohmann::json out = nlohmann::json::object();
   CopyKeys(ReadFile("/proc/meminfo"), {"MemTotal"}, out);
-  return out.value("MemTotal", 0L);
+  return out.value("MemTotal", int64_t{0});
 }
 
 }  // namespace loophost::bench

@@ -5,6 +5,7 @@
 // thread-safe. A missing file or key is left out, never an error.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -16,7 +17,7 @@ nlohmann::json ProcMemory(int pid);
 // CPU time the live threads of `pid` (0 = this process) have run, in ns
 // (sum of the first field of /proc/PID/task/*/schedstat). Threads that
 // already exited are not counted.
-long long ProcCpuNs(int pid);
+int64_t ProcCpuNs(int pid);
 
 // Distinct shared objects (*.so*) mapped by `pid` (0 = this process).
 int MappedSharedObjects(int pid);
@@ -34,6 +35,6 @@ std::string CpuModel();
 std::string KernelRelease();
 
 // MemTotal of /proc/meminfo in kB, or 0.
-long MemTotalKb();
+int64_t MemTotalKb();
 
 }  // namespace loophost::bench

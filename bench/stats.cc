@@ -4,16 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 
 namespace loophost::bench {
 
 double NearestRank(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
-  auto rank = static_cast<long>(
+  auto rank = static_cast<int64_t>(
                   std::ceil(p / 100.0 * static_cast<double>(sorted.size()))) -
               1;
-  rank = std::clamp<long>(rank, 0, static_cast<long>(sorted.size()) - 1);
+  rank = std::clamp<int64_t>(rank, 0, static_cast<int64_t>(sorted.size()) - 1);
   return sorted[static_cast<size_t>(rank)];
 }
 
