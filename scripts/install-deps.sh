@@ -16,6 +16,8 @@ build_pkgs=(
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libcurl4-openssl-dev
   clang-format
+  # loops/ptp/fuzz: libFuzzer (clang -fsanitize=fuzzer,address)
+  clang libclang-rt-14-dev
   # tests: promtool, go-plugin interop peers
   prometheus golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev
   golang-github-hashicorp-go-hclog-dev golang-goprotobuf-dev

@@ -4,7 +4,10 @@
 // a literal, so counters keyed by reason stay few.
 #include "loops/ptp/ptp_log_parser.h"
 
+#include <array>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace loophost::loops::ptp {
@@ -61,15 +64,27 @@ constexpr string_view kNotANumber = "not a number";
 constexpr string_view kOutOfRange = "out of range";
 
 inline bool IsBlank(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+  // ' ', '\t', '\n', '\r' as one bit test.
+  constexpr uint64_t kBlanks =
+      (1ULL << ' ') | (1ULL << '\t') | (1ULL << '\n') | (1ULL << '\r');
+  const auto u = static_cast<unsigned char>(c);
+  return u <= ' ' && ((kBlanks >> u) & 1) != 0;
 }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 inline bool IsUpperOrUnderscore(char c) {
   return (c >= 'A' && c <= 'Z') || c == '_';
 }
+// [A-Za-z0-9_.-], as a table: the prefix scan runs once per line.
+constexpr auto kProcessChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+  }
+  return t;
+}();
 inline bool IsProcessChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) ||
-         c == '_' || c == '-' || c == '.';
+  return kProcessChars[static_cast<unsigned char>(c)];
 }
 
 // A state name as linuxptp prints it: LISTENING, GRAND_MASTER, ...
@@ -98,33 +113,65 @@ bool IsPortState(string_view s) {
          s == "GRAND_MASTER";
 }
 
-// Whitespace-separated words of the message, scanned in place.
-class Words {
- public:
-  explicit Words(string_view s) : p_(s.data()), end_(s.data() + s.size()) {}
+// Word scanning, 8 bytes at a time where the platform allows (SWAR): log lines
+// are mostly runs of padding and short words, and a byte-at-a-time loop pays a
+// mispredicted branch at the end of every run.
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+constexpr bool kSwar = std::endian::native == std::endian::little;
 
-  string_view Next() {
-    while (p_ < end_ && IsBlank(*p_)) ++p_;
-    const char* start = p_;
-    while (p_ < end_ && !IsBlank(*p_)) ++p_;
-    return string_view(start, static_cast<size_t>(p_ - start));
-  }
-  bool AtEnd() {
-    while (p_ < end_ && IsBlank(*p_)) ++p_;
-    return p_ == end_;
-  }
-  // What is left, from the next word on.
-  string_view Rest() {
-    AtEnd();
-    return string_view(p_, static_cast<size_t>(end_ - p_));
-  }
+inline uint64_t Load8(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 
- private:
-  const char* p_;
-  const char* end_;
-};
+// First byte at or after `p` that is not blank.
+inline const char* SkipBlanks(const char* p, const char* end) {
+  for (;;) {
+    if constexpr (kSwar) {
+      while (end - p >= 8) {
+        // High bit set in each byte != ' ' (exact: no carries between bytes).
+        const uint64_t y = Load8(p) ^ (kOnes * ' ');
+        const uint64_t not_space =
+            (((y & ~kHighBits) + ~kHighBits) | y) & kHighBits;
+        if (not_space != 0) {
+          p += std::countr_zero(not_space) / 8;
+          break;
+        }
+        p += 8;
+      }
+    }
+    if (p < end && IsBlank(*p)) {
+      ++p;  // a tab, CR or LF, or a byte of the last < 8
+      continue;
+    }
+    return p;
+  }
+}
 
-enum class Num { kOk, kBad, kOverflow };
+// First blank byte at or after `p` (or `end`).
+inline const char* SkipWord(const char* p, const char* end) {
+  for (;;) {
+    if constexpr (kSwar) {
+      while (end - p >= 8) {
+        // High bit set in the first byte < 0x21 (bytes after it may be false
+        // positives, which countr_zero never looks at).
+        const uint64_t x = Load8(p);
+        const uint64_t low = (x - kOnes * 0x21) & ~x & kHighBits;
+        if (low != 0) {
+          p += std::countr_zero(low) / 8;
+          break;
+        }
+        p += 8;
+      }
+    }
+    if (p == end || IsBlank(*p)) return p;
+    ++p;  // a control byte that is not blank, or a byte of the last < 8
+  }
+}
+
+enum class Num { kOk, kEmpty, kBad, kOverflow };
 
 // [+-]digits[.digits] into an int64. With `allow_fraction` the fraction rounds
 // half away from zero (printf's %.0f never prints one; be lenient); without,
@@ -141,10 +188,18 @@ Num ParseNumber(string_view s, bool allow_fraction, int64_t* out) {
   const uint64_t limit = negative ? kMaxPositive + 1 : kMaxPositive;
   uint64_t magnitude = 0;
   bool overflow = false;
+  // 18 digits never overflow; only further ones are checked.
+  for (int digits = 0; i < s.size() && IsDigit(s[i]) && digits < 18;
+       ++i, ++digits) {
+    magnitude = magnitude * 10 + static_cast<uint64_t>(s[i] - '0');
+  }
   for (; i < s.size() && IsDigit(s[i]); ++i) {
     const auto digit = static_cast<uint64_t>(s[i] - '0');
-    if (magnitude > (limit - digit) / 10) overflow = true;
-    if (!overflow) magnitude = magnitude * 10 + digit;
+    if (overflow || magnitude > (limit - digit) / 10) {
+      overflow = true;
+    } else {
+      magnitude = magnitude * 10 + digit;
+    }
   }
   if (i < s.size()) {
     if (!allow_fraction || s[i] != '.') return Num::kBad;
@@ -163,6 +218,87 @@ Num ParseNumber(string_view s, bool allow_fraction, int64_t* out) {
                   : static_cast<int64_t>(magnitude);
   return Num::kOk;
 }
+
+// Whitespace-separated words of the message, scanned in place. Keyword() and
+// Number() read the common case without a separate pass over the word.
+class Words {
+ public:
+  explicit Words(string_view s) : p_(s.data()), end_(s.data() + s.size()) {}
+
+  string_view Next() {
+    const char* start = SkipBlanks(p_, end_);
+    p_ = SkipWord(start, end_);
+    return string_view(start, static_cast<size_t>(p_ - start));
+  }
+  bool AtEnd() {
+    p_ = SkipBlanks(p_, end_);
+    return p_ == end_;
+  }
+  // What is left, from the next word on.
+  string_view Rest() {
+    AtEnd();
+    return string_view(p_, static_cast<size_t>(end_ - p_));
+  }
+  // Consumes the next word if it is `keyword`; otherwise consumes nothing.
+  bool Keyword(string_view keyword) {
+    const char* p = SkipBlanks(p_, end_);
+    const size_t n = keyword.size();
+    if (static_cast<size_t>(end_ - p) < n ||
+        std::memcmp(p, keyword.data(), n) != 0 ||
+        (p + n != end_ && !IsBlank(p[n]))) {
+      return false;
+    }
+    p_ = p + n;
+    return true;
+  }
+  // Consumes the next word and reads it as ParseNumber does.
+  Num Number(bool allow_fraction, int64_t* out) {
+    const char* start = SkipBlanks(p_, end_);
+    // Fast path: [+-] and up to 18 digits, then a blank or the end.
+    const char* p = start;
+    const bool negative = p < end_ && *p == '-';
+    if (p < end_ && (*p == '-' || *p == '+')) ++p;
+    const char* digits = p;
+    if constexpr (kSwar) {
+      // 1-7 digits and a blank, without a loop: find the first non-digit
+      // byte, then combine the digits with three multiplies.
+      if (end_ - p >= 8) {
+        const uint64_t a = Load8(p) ^ (kOnes * '0');  // digits -> 0..9
+        const uint64_t not_digit =
+            (((a & ~kHighBits) + kOnes * 0x76) | a) & kHighBits;
+        const int n = std::countr_zero(not_digit) / 8;  // 8 if none
+        if (n > 0 && n < 8 && IsBlank(p[n])) {
+          uint64_t v = a << (8 * (8 - n));
+          v = ((v & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+          v = ((v & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+          v = ((v & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+          p_ = p + n;
+          *out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+          return Num::kOk;
+        }
+      }
+    }
+    uint64_t magnitude = 0;
+    while (p < end_ && IsDigit(*p) && p - digits < 18) {
+      magnitude = magnitude * 10 + static_cast<uint64_t>(*p - '0');
+      ++p;
+    }
+    if (p > digits && (p == end_ || IsBlank(*p))) {
+      p_ = p;
+      *out = negative ? -static_cast<int64_t>(magnitude)
+                      : static_cast<int64_t>(magnitude);
+      return Num::kOk;
+    }
+    p_ = SkipWord(start, end_);
+    if (p_ == start) return Num::kEmpty;
+    return ParseNumber(string_view(start, static_cast<size_t>(p_ - start)),
+                       allow_fraction, out);
+  }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
 
 class Parser {
  public:
@@ -202,19 +338,18 @@ class Parser {
     out_->reason.append(problem.data(), problem.size());
   }
 
-  // Reads `word` as a number into `*value`; on failure marks the line
+  // Reads the next word as a number into `*value`; on failure marks the line
   // malformed with `field` in the reason and returns false.
-  bool Number(string_view word, string_view field, bool allow_fraction,
+  bool Number(Words& words, string_view field, bool allow_fraction,
               std::optional<int64_t>* value) {
-    if (word.empty()) {
-      Malformed(field, kMissing);
-      return false;
-    }
     int64_t v = 0;
-    switch (ParseNumber(word, allow_fraction, &v)) {
+    switch (words.Number(allow_fraction, &v)) {
       case Num::kOk:
         *value = v;
         return true;
+      case Num::kEmpty:
+        Malformed(field, kMissing);
+        return false;
       case Num::kBad:
         Malformed(field, kNotANumber);
         return false;
@@ -226,13 +361,8 @@ class Parser {
   }
   // The next word must be `keyword`.
   bool Expect(Words& words, string_view keyword, string_view field) {
-    const string_view w = words.Next();
-    if (w == keyword) return true;
-    if (w.empty()) {
-      Malformed(field, kMissing);
-    } else {
-      Malformed(field, "unexpected word");
-    }
+    if (words.Keyword(keyword)) return true;
+    Malformed(field, words.AtEnd() ? kMissing : string_view("unexpected word"));
     return false;
   }
   bool End(Words& words) {
@@ -307,15 +437,18 @@ void Parser::Parse(string_view line, string_view default_config) {
     double fraction = 0;
     if (i < s.size() && s[i] == '.') {
       ++i;
-      double scale = 0.1;
+      // Up to 9 digits count (ns); more are read and ignored.
+      static constexpr double kScale[] = {1,    1e-1, 1e-2, 1e-3, 1e-4,
+                                          1e-5, 1e-6, 1e-7, 1e-8, 1e-9};
+      uint32_t digits = 0;
       int fraction_digits = 0;
       for (; i < s.size() && IsDigit(s[i]); ++i, ++fraction_digits) {
         if (fraction_digits < 9) {
-          fraction += scale * (s[i] - '0');
-          scale /= 10;
+          digits = digits * 10 + static_cast<uint32_t>(s[i] - '0');
         }
       }
       if (fraction_digits == 0) return Malformed(kBadTimestamp);
+      fraction = digits * kScale[fraction_digits < 9 ? fraction_digits : 9];
     }
     if (i == s.size() || s[i] != ']') return Malformed(kBadTimestamp);
     o.timestamp_s = static_cast<double>(whole) + fraction;
@@ -387,36 +520,35 @@ void Parser::Message(string_view message) {
 
 void Parser::Offset(Words& words, bool strict) {
   PtpLogLine& o = *out_;
-  const string_view offset = words.Next();
-  const string_view servo = words.Next();
-  const bool servo_ok =
-      servo.size() == 2 && servo[0] == 's' && IsDigit(servo[1]);
-  if (!strict && !offset.empty() && !servo.empty()) {
+  auto is_servo = [](string_view w) {
+    return w.size() == 2 && w[0] == 's' && IsDigit(w[1]);
+  };
+  if (!strict) {
+    Words ahead = words;
+    const string_view offset = ahead.Next();
+    const string_view servo = ahead.Next();
     int64_t ignored = 0;
-    if (ParseNumber(offset, false, &ignored) != Num::kOk || !servo_ok) {
+    if (!offset.empty() && !servo.empty() &&
+        (ParseNumber(offset, false, &ignored) != Num::kOk ||
+         !is_servo(servo))) {
       return Other(kNotMonitored);
     }
   }
-  if (!Number(offset, "offset", false, &o.offset_ns)) return;
+  if (!Number(words, "offset", false, &o.offset_ns)) return;
+  const string_view servo = words.Next();
   if (servo.empty()) return Malformed("servo", kMissing);
-  if (!servo_ok) return Malformed("servo", "expected s0..s9");
+  if (!is_servo(servo)) return Malformed("servo", "expected s0..s9");
   o.servo.assign(servo.data(), servo.size());
   if (!Expect(words, "freq", "freq")) return;
-  if (!Number(words.Next(), "freq", true, &o.freq_adj)) return;
-  string_view w = words.Next();
-  if (w == "path") {
-    w = words.Next();
-    if (w != "delay") return Malformed("path delay", kMissing);
+  if (!Number(words, "freq", true, &o.freq_adj)) return;
+  if (words.Keyword("path")) {
+    if (!words.Keyword("delay")) return Malformed("path delay", kMissing);
+    if (!Number(words, "delay", false, &o.delay_ns)) return;
+  } else if (words.Keyword("delay")) {
+    if (!Number(words, "delay", false, &o.delay_ns)) return;
   }
-  if (w == "delay") {
-    if (!Number(words.Next(), "delay", false, &o.delay_ns)) return;
-    w = words.Next();
-  }
-  if (w == "holdover") {
-    o.holdover = true;
-    w = words.Next();
-  }
-  if (!w.empty()) return Malformed(kTrailingText);
+  if (words.Keyword("holdover")) o.holdover = true;
+  if (!End(words)) return;
   o.kind = LineKind::kOffset;
   o.reason.clear();
 }
@@ -424,22 +556,19 @@ void Parser::Offset(Words& words, bool strict) {
 void Parser::Summary(Words& words) {
   PtpLogLine& o = *out_;
   std::optional<int64_t> stddev;
-  if (!Number(words.Next(), "rms", true, &o.offset_ns)) return;
+  if (!Number(words, "rms", true, &o.offset_ns)) return;
   if (!Expect(words, "max", "max")) return;
-  if (!Number(words.Next(), "max", true, &o.max_offset_ns)) return;
+  if (!Number(words, "max", true, &o.max_offset_ns)) return;
   if (!Expect(words, "freq", "freq")) return;
-  if (!Number(words.Next(), "freq", true, &o.freq_adj)) return;
+  if (!Number(words, "freq", true, &o.freq_adj)) return;
   if (!Expect(words, "+/-", "freq +/-")) return;
-  if (!Number(words.Next(), "freq +/-", true, &stddev)) return;
-  const string_view w = words.Next();
-  if (w == "delay") {
-    if (!Number(words.Next(), "delay", true, &o.delay_ns)) return;
+  if (!Number(words, "freq +/-", true, &stddev)) return;
+  if (words.Keyword("delay")) {
+    if (!Number(words, "delay", true, &o.delay_ns)) return;
     if (!Expect(words, "+/-", "delay +/-")) return;
-    if (!Number(words.Next(), "delay +/-", true, &stddev)) return;
-    if (!End(words)) return;
-  } else if (!w.empty()) {
-    return Malformed(kTrailingText);
+    if (!Number(words, "delay +/-", true, &stddev)) return;
   }
+  if (!End(words)) return;
   o.kind = LineKind::kSummary;
   o.reason.clear();
 }
@@ -551,6 +680,7 @@ void Parser::ClockClass(Words& words) {
   switch (ParseNumber(value, false, &clock_class)) {
     case Num::kOk:
       break;
+    case Num::kEmpty:
     case Num::kBad:
       return Malformed("clock class", kNotANumber);
     case Num::kOverflow:

@@ -15,8 +15,11 @@ mkdir -p "$work/seeds" "$work/corpus"
 bin="$work/ptp_log_parser_fuzz"
 srcs=("$here/ptp_log_parser_fuzz.cc" "$root/loops/ptp/ptp_log_parser.cc"
       "$root/loops/ptp/explain.cc")
-newest=$(ls -t "${srcs[@]}" "$root/loops/ptp/"*.h "$bin" 2>/dev/null | head -1)
-if [[ ! -x "$bin" || "$newest" != "$bin" ]]; then
+hdrs=("$root"/loops/ptp/{ptp_log_line,ptp_log_parser,explain}.h)
+rebuild=0
+[[ -x "$bin" ]] || rebuild=1
+for f in "${srcs[@]}" "${hdrs[@]}"; do [[ "$f" -nt "$bin" ]] && rebuild=1; done
+if ((rebuild)); then
   echo "== building $bin with $cxx"
   # shellcheck disable=SC2046
   "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
