@@ -240,13 +240,15 @@ PluginSupervisor::GenerationEnd PluginSupervisor::Watch(
 }
 
 void PluginSupervisor::StopGeneration(PluginInstance& instance,
-                                      PluginClient* client) {
-  if (client != nullptr) {
-    if (absl::Status s = client->Shutdown(kShutdownRpcDeadline); !s.ok()) {
-      LogDebug("Shutdown RPC failed", {{"plugin", identity_.name},
-                                       {"error", std::string(s.message())}});
-    }
+                                      std::shared_ptr<PluginClient> client) {
+  if (absl::Status s = client->Shutdown(kShutdownRpcDeadline); !s.ok()) {
+    LogDebug("Shutdown RPC failed",
+             {{"plugin", identity_.name}, {"error", std::string(s.message())}});
   }
+  // Close our connection now, as go-plugin's Kill() does: a gRPC server
+  // finishes its shutdown only when every connection is gone, so an open
+  // channel would make the plugin wait out its whole shutdown grace.
+  client.reset();
   std::string how = instance.Stop(options_.stop_grace);
   LogInfo("plugin stopped", {{"plugin", identity_.name}, {"result", how}});
 }
@@ -297,7 +299,7 @@ void PluginSupervisor::Run() {
       }
       metrics_.SetPluginUp(identity_.name, false);
       if (end == GenerationEnd::kStopRequested) {
-        StopGeneration(*instance, client->get());
+        StopGeneration(*instance, *std::move(client));
         break;
       }
       LogError("plugin died", {{"plugin", identity_.name}, {"reason", why}});

@@ -88,7 +88,10 @@ class PluginSupervisor {
       PluginInstance& instance, absl::Time deadline);
   GenerationEnd Watch(PluginInstance& instance, PluginClient& client,
                       std::string* why);
-  void StopGeneration(PluginInstance& instance, PluginClient* client);
+  // Shutdown RPC, then drops `client` (the last reference to the generation's
+  // channel should be it), then waits for the generation to end.
+  void StopGeneration(PluginInstance& instance,
+                      std::shared_ptr<PluginClient> client);
   void SetState(PluginState state, std::string error);
   void SetChecks(std::map<std::string, std::string>
                      checks);  // the plugin's reported checks

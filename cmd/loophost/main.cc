@@ -1,9 +1,12 @@
 // loophost: parse the configuration, start the host, run until SIGTERM or
 // SIGINT, stop every plugin gracefully, exit 0.
+#include <grpc/grpc.h>
+
 #include <csignal>
 #include <cstdio>
 
 #include "common/logging.h"
+#include "common/process_tuning.h"
 #include "host/builtin_loops.h"
 #include "host/host_config.h"
 #include "host/loop_host.h"
@@ -18,6 +21,11 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  DisableMutexDeadlockDetection();
+  WarmCpuFrequency();
+  // Held for the whole run, so gRPC does not shut down and restart its threads
+  // each time the last channel of a plugin generation goes away.
+  grpc_init();
 
   host::ParsedCommandLine parsed = host::ParseHostConfig(
       argc, argv, host::CurrentEnvironment(), host::BuiltinLoops());

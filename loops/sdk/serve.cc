@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/logging.h"
+#include "common/process_tuning.h"
 #include "common/unique_fd.h"
 #include "loops/sdk/loop_server.h"
 
@@ -205,7 +206,10 @@ class StopTriggers {
   }
 
   void Start(LoopServer& server) {
-    thread_ = std::thread([this, &server] { Run(server); });
+    thread_ = std::thread([this, &server] {
+      WarmCpuFrequency();  // after the handshake, where nobody waits for it
+      Run(server);
+    });
   }
 
   void Stop() {
@@ -289,6 +293,7 @@ int ServeLoop(int argc, char** argv, std::unique_ptr<Loop> loop) {
 int ServeLoop(std::unique_ptr<Loop> loop) {
   const pid_t parent = ::getppid();
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout must not kill us
+  DisableMutexDeadlockDetection();
   // hclog JSON lines: loophost and go-plugin hosts re-log them with level and
   // fields.
   SetLogFormat(LogFormat::kHclogJson);
