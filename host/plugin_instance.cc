@@ -2,7 +2,13 @@
 // (plugin_instance.h).
 #include "host/plugin_instance.h"
 
+#include <grpcpp/create_channel_posix.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "host/child_process_control.h"
@@ -14,6 +20,24 @@ namespace {
 
 // How long a dead plugin's last output lines get to reach the log.
 constexpr absl::Duration kOutputDrainTimeout = absl::Milliseconds(200);
+
+absl::StatusOr<UniqueFd> ConnectUnixSocket(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": longer than a unix socket path can be"));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid() ||
+      ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr),
+                sizeof(addr)) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("connect ", path, ": ", std::strerror(errno)));
+  }
+  return fd;
+}
 
 absl::Status Step(absl::string_view step, const absl::Status& status) {
   return absl::Status(status.code(),
@@ -62,9 +86,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ChildPluginInstance::Start(
   if (!handshake.ok()) return Step("handshake", handshake.status());
   stdout_state->handshake_done.store(true, std::memory_order_release);
 
-  std::string target = handshake->network == "unix"
-                           ? absl::StrCat("unix:", handshake->address)
-                           : handshake->address;
+  if (handshake->network == "unix") {
+    // Connect the socket ourselves and hand it to gRPC: skips the resolver, the
+    // LB policy and the subchannel (bench/README.md finding 2c). A generation
+    // never reconnects: a broken connection means a new generation.
+    auto fd = ConnectUnixSocket(handshake->address);
+    if (!fd.ok()) return Step("dial", fd.status());
+    return grpc::CreateCustomInsecureChannelFromFd(
+        absl::StrCat("unix:", handshake->address), fd->Release(),
+        PluginChannelArguments());
+  }
+  const std::string& target = handshake->address;
   auto channel = grpc::CreateCustomChannel(
       target, grpc::InsecureChannelCredentials(), PluginChannelArguments());
   if (!channel->WaitForConnected(absl::ToChronoTime(deadline))) {
