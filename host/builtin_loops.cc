@@ -3,6 +3,7 @@
 
 #include "loops/example/example_loop.h"
 #include "loops/http/http_transport_loop.h"
+#include "loops/ptp/ptp_loop.h"
 
 namespace loophost::host {
 
@@ -16,6 +17,10 @@ std::vector<BuiltinLoop> BuiltinLoops() {
        "HTTP_PLUGIN=false",
        loops::http::MakeHttpTransportLoop, /*enabled_by_default=*/true,
        /*host_env=*/{"TRANSPORT_HOST"}},
+      {"ptp",
+       "the PTP monitor: linuxptp logs -> clock state events and "
+       "openshift_ptp_* metrics, PTP_PLUGIN=true",
+       loops::ptp::MakePtpLoop},
   };
 }
 
