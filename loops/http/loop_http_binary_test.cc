@@ -186,8 +186,14 @@ TEST_P(LoopHttpUnderLoophostTest, ServingAndHealthy) {
   auto host = LoophostProcess::Start(std::move(options));
   ASSERT_THAT(host, IsOk());
   LoophostProcess& h = **host;
-  ASSERT_TRUE(h.WaitFor([&] { return h.PluginState("http") == "serving"; },
-                        kTimeout, "http serving"));
+  // Serving, and its first health report (it follows on the health stream).
+  ASSERT_TRUE(h.WaitFor(
+      [&] {
+        auto p = h.Plugin("http");
+        return h.PluginState("http") == "serving" && p.has_value() &&
+               (*p)["checks"].contains("http.transport");
+      },
+      kTimeout, "http serving with its check"));
   auto plugin = h.Plugin("http");
   ASSERT_TRUE(plugin.has_value());
   EXPECT_EQ((*plugin)["in_process"], !child);
