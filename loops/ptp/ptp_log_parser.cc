@@ -126,6 +126,24 @@ inline uint64_t Load8(const char* p) {
   return v;
 }
 
+inline uint32_t Load4(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// a[0, n) == b[0, n) for the short strings a line is made of, without a call
+// to memcmp: two overlapping loads for 4-16 bytes.
+inline bool Equal(const char* a, const char* b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    return Load8(a) == Load8(b) && Load8(a + n - 8) == Load8(b + n - 8);
+  }
+  if (n >= 4 && n < 8) {
+    return Load4(a) == Load4(b) && Load4(a + n - 4) == Load4(b + n - 4);
+  }
+  return std::memcmp(a, b, n) == 0;
+}
+
 // First byte at or after `p` that is not blank.
 inline const char* SkipBlanks(const char* p, const char* end) {
   for (;;) {
@@ -243,8 +261,7 @@ class Words {
   bool Keyword(string_view keyword) {
     const char* p = SkipBlanks(p_, end_);
     const size_t n = keyword.size();
-    if (static_cast<size_t>(end_ - p) < n ||
-        std::memcmp(p, keyword.data(), n) != 0 ||
+    if (static_cast<size_t>(end_ - p) < n || !Equal(p, keyword.data(), n) ||
         (p + n != end_ && !IsBlank(p[n]))) {
       return false;
     }
@@ -300,6 +317,14 @@ class Words {
   const char* end_;
 };
 
+// Sets `*dst` to `v`. Most lines repeat the previous line's process, config,
+// iface and servo, and a comparison costs less than std::string::assign.
+inline void Assign(std::string* dst, string_view v) {
+  if (dst->size() != v.size() || !Equal(dst->data(), v.data(), v.size())) {
+    dst->assign(v.data(), v.size());
+  }
+}
+
 class Parser {
  public:
   explicit Parser(PtpLogLine* out) : out_(out) {}
@@ -315,13 +340,21 @@ class Parser {
     ClearPayload();
   }
   void ClearPayload() {
+    ClearClock();
+    ClearValues();
+  }
+  void ClearClock() {
     out_->iface.clear();
     out_->from.clear();
+    out_->servo.clear();
+  }
+  // Everything but the strings a line sets through Assign(): process, config,
+  // iface, from, servo (each kind's success path sets or clears those).
+  void ClearValues() {
     out_->offset_ns.reset();
     out_->max_offset_ns.reset();
     out_->freq_adj.reset();
     out_->delay_ns.reset();
-    out_->servo.clear();
     out_->holdover = false;
     out_->port = 0;
     out_->from_state.clear();
@@ -371,8 +404,8 @@ class Parser {
     return false;
   }
   void SetIface(string_view iface, string_view from) {
-    out_->iface.assign(iface.data(), iface.size());
-    out_->from.assign(from.data(), from.size());
+    Assign(&out_->iface, iface);
+    Assign(&out_->from, from);
   }
 
   void Message(string_view message);
@@ -393,21 +426,25 @@ class Parser {
 
 void Parser::Parse(string_view line, string_view default_config) {
   PtpLogLine& o = *out_;
-  o.process.clear();
-  o.config.clear();
   o.timestamp_s = 0;
   o.kind = LineKind::kOther;
   o.reason.clear();
-  ClearPayload();
+  ClearValues();
 
   size_t begin = 0;
   size_t end = line.size();
   while (begin < end && IsBlank(line[begin])) ++begin;
   while (end > begin && IsBlank(line[end - 1])) --end;
   const string_view s = line.substr(begin, end - begin);
-  if (s.empty()) return Other(kEmptyLine);
+  if (s.empty()) {
+    o.process.clear();
+    o.config.clear();
+    return Other(kEmptyLine);
+  }
 
   if (s.size() > 4 && s.substr(0, 4) == "CMD ") {
+    o.process.clear();
+    o.config.clear();
     Words words(s.substr(4));
     const string_view command = words.Next();
     if ((command == "RESTART" || command == "LIVE_START") && words.AtEnd()) {
@@ -421,9 +458,13 @@ void Parser::Parse(string_view line, string_view default_config) {
   // process[timestamp]:
   size_t i = 0;
   while (i < s.size() && IsProcessChar(s[i])) ++i;
-  if (i == 0 || i == s.size() || s[i] != '[') return Malformed(kNoPrefix);
-  o.process.assign(s.data(), i);
-  o.config.assign(default_config.data(), default_config.size());
+  if (i == 0 || i == s.size() || s[i] != '[') {
+    o.process.clear();
+    o.config.clear();
+    return Malformed(kNoPrefix);
+  }
+  Assign(&o.process, s.substr(0, i));
+  Assign(&o.config, default_config);
   ++i;
   {
     // digits[.digits]]
@@ -466,7 +507,7 @@ void Parser::Parse(string_view line, string_view default_config) {
     const size_t colon = tag.find(':');
     if (colon != string_view::npos) tag = tag.substr(0, colon);
     if (tag.empty()) return Malformed(kEmptyTag);
-    o.config.assign(tag.data(), tag.size());
+    Assign(&o.config, tag);
     i = close + 1;
   }
 
@@ -538,7 +579,7 @@ void Parser::Offset(Words& words, bool strict) {
   const string_view servo = words.Next();
   if (servo.empty()) return Malformed("servo", kMissing);
   if (!is_servo(servo)) return Malformed("servo", "expected s0..s9");
-  o.servo.assign(servo.data(), servo.size());
+  Assign(&o.servo, servo);
   if (!Expect(words, "freq", "freq")) return;
   if (!Number(words, "freq", true, &o.freq_adj)) return;
   if (words.Keyword("path")) {
@@ -569,12 +610,14 @@ void Parser::Summary(Words& words) {
     if (!Number(words, "delay +/-", true, &stddev)) return;
   }
   if (!End(words)) return;
+  o.servo.clear();
   o.kind = LineKind::kSummary;
   o.reason.clear();
 }
 
 void Parser::Port(string_view rest) {
   PtpLogLine& o = *out_;
+  ClearClock();
   size_t i = 0;
   uint32_t port = 0;
   for (; i < rest.size() && IsDigit(rest[i]); ++i) {
@@ -654,6 +697,7 @@ void Parser::ProcessStatus(string_view first_word, Words& words) {
     return Malformed("status", "expected 0 or 1");
   }
   if (!End(words)) return;
+  ClearClock();
   o.kind = LineKind::kProcessStatus;
   o.reason.clear();
   o.status = value[0] - '0';
@@ -688,6 +732,7 @@ void Parser::ClockClass(Words& words) {
   }
   if (clock_class > 255) return Malformed("clock class", kOutOfRange);
   if (!End(words)) return;
+  ClearClock();
   o.kind = LineKind::kClockClass;
   o.reason.clear();
   o.clock_class = static_cast<int>(clock_class);
