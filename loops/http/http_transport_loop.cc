@@ -101,6 +101,7 @@ class DeliverReactor final
 
   void OnWriteDone(bool ok) override {
     bool write_next = false;
+    bool more_queued = false;
     bool read_again = false;
     {
       absl::MutexLock lock(&mu_);
@@ -112,6 +113,9 @@ class DeliverReactor final
         writing_result_ = std::move(results_.front());
         results_.pop_front();
         write_next = true;
+        // More follow at once: let gRPC coalesce them into fewer frames and
+        // syscalls; the last one (no hint) flushes.
+        more_queued = !results_.empty();
       } else {
         writing_ = false;
       }
@@ -120,7 +124,11 @@ class DeliverReactor final
         read_again = true;
       }
     }
-    if (write_next) StartWrite(&writing_result_);
+    if (write_next) {
+      StartWrite(&writing_result_, more_queued
+                                       ? grpc::WriteOptions().set_buffer_hint()
+                                       : grpc::WriteOptions());
+    }
     if (read_again) StartRead(&delivery_);
     MaybeFinish();
   }
