@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "loops/ptp/ptp_config.h"
 #include "loops/ptp/ptp_loop.h"
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     return loophost::sdk::ServeLoop(ptp::MakePtpLoop());
   }
   loophost::SetMinLogLevel(loophost::LogLevel::kWarn);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::string& path = replay.empty() ? explain : replay;
   std::ifstream in(path);
   if (!in) {

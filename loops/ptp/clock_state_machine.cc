@@ -108,13 +108,16 @@ ServoClock& PtpClockStateMachine::FindOrAddClock(absl::string_view process,
                                                  absl::string_view config,
                                                  absl::string_view iface) {
   // Most lines come from the servo the previous line came from.
-  if (last_clock_ != nullptr && last_clock_->iface == iface &&
-      last_clock_->config == config && last_clock_->process == process) {
-    return *last_clock_;
+  if (cached_clock_ != nullptr && cached_clock_->iface == iface &&
+      cached_clock_->config == config && cached_clock_->process == process) {
+    return *cached_clock_;
   }
   std::string key = ClockKey(process, config, iface);
   auto it = clock_index_.find(key);
-  if (it != clock_index_.end()) return clocks_[it->second];
+  if (it != clock_index_.end()) {
+    cached_clock_ = &clocks_[it->second];
+    return *cached_clock_;
+  }
   ServoClock& clock = clocks_.emplace_back();
   clock.id = static_cast<uint32_t>(clocks_.size() - 1);
   clock.process = std::string(process);
@@ -123,6 +126,7 @@ ServoClock& PtpClockStateMachine::FindOrAddClock(absl::string_view process,
   clock.display_iface = clock.iface;
   clock.os_clock = iface == kRealtime;
   clock_index_.emplace(std::move(key), clock.id);
+  cached_clock_ = &clock;
   ++epoch_;
   UpdateDisplayIface(config);
   return clock;
@@ -564,7 +568,6 @@ absl::Status PtpClockStateMachine::Restore(const nlohmann::json& snapshot) {
     }
     m.now_ = TimeFromJson(snapshot.at("now").get<int64_t>());
     m.RecomputeDeadline();
-    m.last_clock_ = nullptr;
     clocks_ = std::move(m.clocks_);
     clock_index_ = std::move(m.clock_index_);
     configs_ = std::move(m.configs_);
@@ -572,6 +575,7 @@ absl::Status PtpClockStateMachine::Restore(const nlohmann::json& snapshot) {
     now_ = m.now_;
     next_deadline_ = m.next_deadline_;
     last_clock_ = nullptr;
+    cached_clock_ = nullptr;
     ++epoch_;
     return absl::OkStatus();
   } catch (const std::exception& e) {

@@ -176,6 +176,7 @@ class PtpClockStateMachine {
   absl::Time now_ = absl::InfinitePast();
   absl::Time next_deadline_ = absl::InfiniteFuture();
   ServoClock* last_clock_ = nullptr;
+  ServoClock* cached_clock_ = nullptr;  // the last one FindOrAddClock found
   uint64_t epoch_ = 0;
 };
 

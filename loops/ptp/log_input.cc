@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -18,6 +19,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -34,13 +36,15 @@ absl::Status Errno(absl::string_view what) {
 }
 
 // Splits a byte stream into lines ("\n"; a trailing "\r" is the parser's
-// business). A line longer than max_bytes is dropped whole.
+// business). A line longer than max_bytes is dropped whole. The lines it
+// appends point into the data fed or into the splitter itself: they are valid
+// until the next Feed or Flush.
 class LineSplitter {
  public:
   explicit LineSplitter(size_t max_bytes) : max_bytes_(max_bytes) {}
 
-  template <typename F>
-  void Feed(const char* data, size_t size, F&& on_line) {
+  void Feed(const char* data, size_t size,
+            std::vector<absl::string_view>* out) {
     while (size > 0) {
       const char* nl = static_cast<const char*>(std::memchr(data, '\n', size));
       size_t take = nl == nullptr ? size : static_cast<size_t>(nl - data);
@@ -58,14 +62,16 @@ class LineSplitter {
         discarding_ = false;
       } else if (buffer_.empty()) {
         if (take <= max_bytes_) {
-          on_line(absl::string_view(data, take));
+          out->emplace_back(data, take);
         } else {
           ++dropped_;
         }
       } else if (buffer_.size() + take <= max_bytes_) {
+        // Only the first line of a Feed can be a joined one.
         buffer_.append(data, take);
-        on_line(absl::string_view(buffer_));
+        joined_.swap(buffer_);
         buffer_.clear();
+        out->emplace_back(joined_);
       } else {
         buffer_.clear();
         ++dropped_;
@@ -75,10 +81,12 @@ class LineSplitter {
     }
   }
 
-  // Emits a last line without "\n" (end of a connection or a rotated file).
-  template <typename F>
-  void Flush(F&& on_line) {
-    if (!discarding_ && !buffer_.empty()) on_line(absl::string_view(buffer_));
+  // A last line without "\n" (end of a connection or a rotated file).
+  void Flush(std::vector<absl::string_view>* out) {
+    if (!discarding_ && !buffer_.empty()) {
+      joined_.swap(buffer_);
+      out->emplace_back(joined_);
+    }
     Clear();
   }
   void Clear() {
@@ -97,8 +105,25 @@ class LineSplitter {
 
   const size_t max_bytes_;
   std::string buffer_;
+  std::string joined_;
   bool discarding_ = false;
   uint64_t dropped_ = 0;
+};
+
+// Lines collected from one read, handed over at once.
+class LineBatch {
+ public:
+  explicit LineBatch(const LogInputHandler& handler) : handler_(handler) {}
+  std::vector<absl::string_view>* lines() { return &lines_; }
+  void Deliver() {
+    if (lines_.empty()) return;
+    handler_.on_lines(lines_);
+    lines_.clear();
+  }
+
+ private:
+  const LogInputHandler& handler_;
+  std::vector<absl::string_view> lines_;
 };
 
 }  // namespace
@@ -122,7 +147,7 @@ namespace {
 class SocketSource final : public LogInput::Source {
  public:
   SocketSource(const LogInputOptions& options, const LogInputHandler& handler)
-      : options_(options), handler_(handler) {}
+      : options_(options), handler_(handler), batch_(handler) {}
 
   absl::Status Open(int epoll) override {
     epoll_ = epoll;
@@ -170,17 +195,22 @@ class SocketSource final : public LogInput::Source {
     // starve the others.
     ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n > 0) {
-      it->second.splitter.Feed(buf, static_cast<size_t>(n), handler_.on_line);
+      it->second.splitter.Feed(buf, static_cast<size_t>(n), batch_.lines());
+      batch_.Deliver();
       return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    it->second.splitter.Flush(handler_.on_line);
+    it->second.splitter.Flush(batch_.lines());
+    batch_.Deliver();
     ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
     clients_.erase(it);
   }
 
   void Close() override {
-    for (auto& [fd, client] : clients_) client.splitter.Flush(handler_.on_line);
+    for (auto& [fd, client] : clients_) {
+      client.splitter.Flush(batch_.lines());
+      batch_.Deliver();
+    }
     clients_.clear();
     if (listen_.valid()) {
       listen_.Reset();
@@ -216,6 +246,7 @@ class SocketSource final : public LogInput::Source {
 
   const LogInputOptions& options_;
   const LogInputHandler& handler_;
+  LineBatch batch_;
   int epoll_ = -1;
   UniqueFd listen_;
   std::map<int, Client> clients_;
@@ -227,6 +258,7 @@ class FileSource final : public LogInput::Source {
   FileSource(const LogInputOptions& options, const LogInputHandler& handler)
       : options_(options),
         handler_(handler),
+        batch_(handler),
         splitter_(options.max_line_bytes) {}
 
   absl::Status Open(int epoll) override {
@@ -289,7 +321,8 @@ class FileSource final : public LogInput::Source {
       char buf[kReadChunk];
       ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
       if (n > 0) {
-        splitter_.Feed(buf, static_cast<size_t>(n), handler_.on_line);
+        splitter_.Feed(buf, static_cast<size_t>(n), batch_.lines());
+        batch_.Deliver();
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         EndOfStdin();
       }
@@ -312,7 +345,8 @@ class FileSource final : public LogInput::Source {
 
  private:
   void EndOfStdin() {
-    splitter_.Flush(handler_.on_line);
+    splitter_.Flush(batch_.lines());
+    batch_.Deliver();
     ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd_.get(), nullptr);
     fd_.Reset();
     handler_.on_health("PTP_LOG_FILE=-: end of input on stdin");
@@ -325,7 +359,8 @@ class FileSource final : public LogInput::Source {
     if (exists && (!fd_.valid() || st.st_ino != ino_ || st.st_dev != dev_)) {
       if (fd_.valid()) {
         // Rotated: what the old file still had was read above.
-        splitter_.Flush(handler_.on_line);
+        splitter_.Flush(batch_.lines());
+        batch_.Deliver();
         if (file_watch_ >= 0) ::inotify_rm_watch(inotify_.get(), file_watch_);
         file_watch_ = -1;
         fd_.Reset();
@@ -397,7 +432,8 @@ class FileSource final : public LogInput::Source {
       if (n <= 0) break;
       pos_ += n;
       consumed_ = true;
-      splitter_.Feed(buf, static_cast<size_t>(n), handler_.on_line);
+      splitter_.Feed(buf, static_cast<size_t>(n), batch_.lines());
+      batch_.Deliver();
     }
   }
 
@@ -440,6 +476,7 @@ class FileSource final : public LogInput::Source {
 
   const LogInputOptions& options_;
   const LogInputHandler& handler_;
+  LineBatch batch_;
   int epoll_ = -1;
   bool stdin_ = false;
   bool stdin_regular_ = false;
@@ -494,6 +531,7 @@ absl::Status LogInput::Init() {
 }
 
 void LogInput::Run() {
+  ::pthread_setname_np(::pthread_self(), "ptp-input");
   source_->Prime();
   epoll_event events[16];
   while (!stop_) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -33,7 +34,8 @@ struct LogInputOptions {
 };
 
 struct LogInputHandler {
-  std::function<void(absl::string_view line)> on_line;
+  // The complete lines of one read, in order; valid during the call only.
+  std::function<void(const std::vector<absl::string_view>& lines)> on_lines;
   // The next time on_deadline should run; InfiniteFuture = none.
   std::function<absl::Time()> next_deadline;
   std::function<void(absl::Time now)> on_deadline;

@@ -41,9 +41,9 @@ class Sink {
  public:
   LogInputHandler Handler() {
     LogInputHandler h;
-    h.on_line = [this](absl::string_view line) {
+    h.on_lines = [this](const std::vector<absl::string_view>& lines) {
       absl::MutexLock lock(&mu_);
-      lines_.emplace_back(line);
+      for (absl::string_view line : lines) lines_.emplace_back(line);
     };
     h.next_deadline = [this] {
       absl::MutexLock lock(&mu_);

@@ -103,8 +103,8 @@ class PtpLoop final : public sdk::Loop {
     input.socket_path = config_.log_socket;
     input.position_path = position_path;
     LogInputHandler handler;
-    handler.on_line = [this](absl::string_view line) {
-      monitor_->ProcessLine(line, absl::Now());
+    handler.on_lines = [this](const std::vector<absl::string_view>& lines) {
+      monitor_->ProcessLines(lines, absl::Now());
     };
     handler.next_deadline = [this] { return monitor_->NextDeadline(); };
     handler.on_deadline = [this](absl::Time now) { monitor_->AdvanceTo(now); };

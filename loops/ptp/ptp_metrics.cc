@@ -136,7 +136,7 @@ PtpMetrics::PtpMetrics(prometheus::Registry& registry, std::string node,
 void PtpMetrics::Update(const PtpLogLine& line,
                         const PtpClockStateMachine& machine) {
   size_t kind = static_cast<size_t>(line.kind);
-  if (kind < lines_by_kind_.size()) lines_by_kind_[kind]->Increment();
+  if (kind < pending_lines_.size()) ++pending_lines_[kind];
   try {
     if (line.kind == LineKind::kOther || line.kind == LineKind::kMalformed) {
       const std::string& reason =
@@ -160,17 +160,42 @@ void PtpMetrics::Update(const PtpLogLine& line,
               : line.from;
       ServoSeries& s = Series(*clock, from);
       double offset = static_cast<double>(*line.offset_ns);
-      s.offset->Set(offset);
-      s.max_offset->Set(line.max_offset_ns.has_value()
-                            ? static_cast<double>(*line.max_offset_ns)
-                            : offset);
-      s.freq->Set(static_cast<double>(line.freq_adj.value_or(0)));
-      s.delay->Set(static_cast<double>(line.delay_ns.value_or(0)));
+      s.offset_value = offset;
+      s.max_offset_value = line.max_offset_ns.has_value()
+                               ? static_cast<double>(*line.max_offset_ns)
+                               : offset;
+      s.freq_value = static_cast<double>(line.freq_adj.value_or(0));
+      s.delay_value = static_cast<double>(line.delay_ns.value_or(0));
+      if (!s.dirty) {
+        s.dirty = true;
+        dirty_servos_.push_back(clock->id);
+      }
     }
   } catch (const std::exception& e) {
     LogWarn("ptp metrics", {{"error", e.what()}});
   }
-  if (machine.epoch() != synced_epoch_) Sync(machine);
+  if (machine.epoch() != synced_epoch_) {
+    Flush();
+    Sync(machine);
+  }
+}
+
+void PtpMetrics::Flush() {
+  for (size_t i = 0; i < pending_lines_.size(); ++i) {
+    if (pending_lines_[i] == 0) continue;
+    lines_by_kind_[i]->Increment(static_cast<double>(pending_lines_[i]));
+    pending_lines_[i] = 0;
+  }
+  for (uint32_t id : dirty_servos_) {
+    ServoSeries& s = servos_[id];
+    s.dirty = false;
+    if (s.offset == nullptr) continue;  // dropped by a rename meanwhile
+    s.offset->Set(s.offset_value);
+    s.max_offset->Set(s.max_offset_value);
+    s.freq->Set(s.freq_value);
+    s.delay->Set(s.delay_value);
+  }
+  dirty_servos_.clear();
 }
 
 PtpMetrics::ServoSeries& PtpMetrics::Series(const ServoClock& clock,

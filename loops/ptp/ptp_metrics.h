@@ -36,9 +36,14 @@ class PtpMetrics {
       prometheus::Registry& registry, std::string node,
       const PtpThresholds& thresholds, std::string profile);
 
-  // Counts the line by kind (and skipped ones by reason), sets the servo
-  // values it carried, and resyncs the rest if the machine changed.
+  // Counts the line by kind (and skipped ones by reason), keeps the servo
+  // values it carried for Flush(), and resyncs the rest if the machine
+  // changed.
   void Update(const PtpLogLine& line, const PtpClockStateMachine& machine);
+  // Pushes what Update kept into the exposed series: once per batch of lines
+  // rather than per line (a scrape sees the same values, the hot path skips
+  // the atomic stores of lines that a later one overwrites).
+  void Flush();
   // Resyncs states, roles, processes and clock classes from `machine`
   // (after a restore or a holdover timeout).
   void Sync(const PtpClockStateMachine& machine);
@@ -56,6 +61,10 @@ class PtpMetrics {
     prometheus::Gauge* freq = nullptr;
     prometheus::Gauge* delay = nullptr;
     prometheus::Gauge* state = nullptr;
+    // Values waiting for Flush().
+    bool dirty = false;
+    double offset_value = 0, max_offset_value = 0, freq_value = 0,
+           delay_value = 0;
   };
 
   PtpMetrics(prometheus::Registry& registry, std::string node,
@@ -84,6 +93,8 @@ class PtpMetrics {
   prometheus::Counter& dropped_events_;
 
   std::array<prometheus::Counter*, 8> lines_by_kind_{};
+  std::array<uint64_t, 8> pending_lines_{};
+  std::vector<uint32_t> dirty_servos_;
   std::map<std::string, prometheus::Counter*> skipped_by_reason_;
   std::array<prometheus::Counter*, kPtpResourceCount> events_by_resource_{};
   std::vector<ServoSeries> servos_;  // by ServoClock::id

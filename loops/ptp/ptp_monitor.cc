@@ -102,6 +102,17 @@ void PtpMonitor::ProcessLine(absl::string_view line, absl::Time now) {
   absl::MutexLock lock(&mu_);
   ParsePtpLogLine(line, options_.default_config, &line_);
   Handle(now);
+  if (metrics_ != nullptr) metrics_->Flush();
+}
+
+void PtpMonitor::ProcessLines(const std::vector<absl::string_view>& lines,
+                              absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  for (absl::string_view line : lines) {
+    ParsePtpLogLine(line, options_.default_config, &line_);
+    Handle(now);
+  }
+  if (metrics_ != nullptr) metrics_->Flush();
 }
 
 void PtpMonitor::ReplayLine(absl::string_view line) {
@@ -113,6 +124,7 @@ void PtpMonitor::ReplayLine(absl::string_view line) {
     if (t > replay_now_) replay_now_ = t;
   }
   Handle(replay_now_);
+  if (metrics_ != nullptr) metrics_->Flush();
 }
 
 void PtpMonitor::Handle(absl::Time now) {

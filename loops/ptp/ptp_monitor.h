@@ -47,6 +47,9 @@ class PtpMonitor {
 
   // Live: applies one line at `now`, firing holdover timers due by then.
   void ProcessLine(absl::string_view line, absl::Time now);
+  // The same for the lines of one read, under one lock, metrics pushed once.
+  void ProcessLines(const std::vector<absl::string_view>& lines,
+                    absl::Time now);
   // Replay: applies one line at the log's own time (its timestamp, never
   // going back; lines the linuxptp-daemon writes itself, in another clock,
   // do not move it).
