@@ -18,7 +18,8 @@ build_pkgs=(
   clang-format
   # loops/ptp/fuzz: libFuzzer (clang -fsanitize=fuzzer,address)
   clang libclang-rt-14-dev
-  # tests: promtool, go-plugin interop peers
+  # tests: promtool, go-plugin interop peers, real ptp4l in network namespaces
+  linuxptp iproute2
   prometheus golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev
   golang-github-hashicorp-go-hclog-dev golang-goprotobuf-dev
 )
