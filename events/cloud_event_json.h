@@ -1,6 +1,7 @@
 // JSON encodings of loophost.v1.CloudEvent for subscribers (structured mode,
-// application/json), and decoding of the v2 form (tests, `create/event`). Pure functions,
-// thread-safe. Every value is a string, as the O-RAN consumers expect.
+// application/json), and decoding of the v2 form (tests, `create/event`). Pure
+// functions, thread-safe. Every value is a string, as the O-RAN consumers
+// expect.
 #pragma once
 
 #include <string>
