@@ -20,6 +20,9 @@
 namespace loophost::loops::http {
 namespace {
 
+// What libcurl's options and infos take and give: a C long.
+using CurlLong = long;  // NOLINT(google-runtime-int)
+
 constexpr char kDefaultContentType[] = "application/json";
 // While requests are in flight the worker comes round at least this often, so
 // that the watchdog can tell a busy worker from a stuck one.
@@ -120,12 +123,13 @@ absl::Status CurlSender::Init() {
   InitCurlOnce();
   multi_ = curl_multi_init();
   if (multi_ == nullptr) return absl::InternalError("curl_multi_init failed");
-  const long max_idle = options_.max_idle_connections > 0
-                            ? options_.max_idle_connections
-                            : std::max<long>(256, options_.max_in_flight);
+  const CurlLong max_idle =
+      options_.max_idle_connections > 0
+          ? options_.max_idle_connections
+          : std::max<CurlLong>(256, options_.max_in_flight);
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_idle);
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
-                    static_cast<long>(options_.max_host_connections));
+                    static_cast<CurlLong>(options_.max_host_connections));
   {
     absl::MutexLock lock(&mu_);
     last_turn_ = absl::Now();
@@ -233,10 +237,10 @@ void CurlSender::StartTransfers() {
       fresh->easy = curl_easy_init();
       if (fresh->easy == nullptr) break;  // no memory: try on the next turn
       CURL* e = fresh->easy;
-      curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_NOSIGNAL, CurlLong{1});
+      curl_easy_setopt(e, CURLOPT_POST, CurlLong{1});
       curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-      curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+      curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, CurlLong{0});
       // The same in-process and as a child: no proxy from the environment.
       curl_easy_setopt(e, CURLOPT_PROXY, "");
       curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, DiscardBody);
@@ -252,8 +256,8 @@ void CurlSender::StartTransfers() {
     const absl::Duration timeout = post.timeout > absl::ZeroDuration()
                                        ? post.timeout
                                        : options_.default_timeout;
-    const long timeout_ms = std::max<long>(
-        1, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
+    const CurlLong timeout_ms = std::max<CurlLong>(
+        1, static_cast<CurlLong>(absl::ToInt64Milliseconds(timeout)));
     t->error[0] = '\0';
     CURL* e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, post.url.c_str());
@@ -294,8 +298,8 @@ void CurlSender::FinishTransfers() {
 
 void CurlSender::Complete(Transfer& t, CURLcode code) {
   HttpPostResult result;
-  long status = 0;
-  long connects = 0;
+  CurlLong status = 0;
+  CurlLong connects = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &connects);
   result.connections_opened = static_cast<int>(connects);
@@ -311,7 +315,7 @@ void CurlSender::Complete(Transfer& t, CURLcode code) {
     result.error = t.error[0] != '\0' ? std::string(t.error)
                                       : std::string(curl_easy_strerror(code));
     // libcurl's text says "Couldn't connect"; the errno says why.
-    long os_errno = 0;
+    CurlLong os_errno = 0;
     curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &os_errno);
     if (os_errno != 0 && result.outcome != HttpOutcome::kTimeout) {
       absl::StrAppend(&result.error, " (",

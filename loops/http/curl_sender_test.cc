@@ -349,7 +349,7 @@ TEST(CurlSenderTest, WatchdogReportsAStuckWorker) {
   absl::Notification unblock;
   Results results;
   // A callback that blocks the worker while a second request waits.
-  sender->Post(Post(server.Url()), [&](HttpPostResult) {
+  sender->Post(Post(server.Url()), [&](const HttpPostResult&) {
     unblock.WaitForNotificationWithTimeout(kWait);
   });
   sender->Post(Post(server.Url()), results.Add("second"));

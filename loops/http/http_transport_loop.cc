@@ -165,13 +165,14 @@ class DeliverReactor final
     post.body = std::move(*delivery.mutable_body());
     post.content_type = delivery.content_type();
     post.timeout = RequestTimeout(delivery.timeout_ms());
-    sender_.Post(std::move(post),
-                 [self = shared_from_this(), id,
-                  endpoint = std::move(*delivery.mutable_endpoint()),
-                  subscription = std::move(
-                      *delivery.mutable_subscription_id())](HttpPostResult r) {
-                   self->OnPosted(id, endpoint, subscription, r);
-                 });
+    sender_.Post(
+        std::move(post),
+        [self = shared_from_this(), id,
+         endpoint = std::move(*delivery.mutable_endpoint()),
+         subscription = std::move(*delivery.mutable_subscription_id())](
+            const HttpPostResult& r) {
+          self->OnPosted(id, endpoint, subscription, r);
+        });
   }
 
   void OnPosted(uint64_t id, const std::string& endpoint,
@@ -314,7 +315,7 @@ class TransportService final : public v1::Transport::CallbackService {
     post.content_type = request->content_type();
     post.timeout = RequestTimeout(request->timeout_ms());
     sender_->Post(std::move(post),
-                  [reactor](HttpPostResult r) { reactor->Complete(r); });
+                  [reactor](const HttpPostResult& r) { reactor->Complete(r); });
     return reactor.get();
   }
 

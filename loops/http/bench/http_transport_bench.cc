@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -204,7 +205,9 @@ v1::Delivery MakeDelivery(uint64_t id, const std::string& url) {
   return d;
 }
 
-double CpuMs(int pid) { return bench::ProcCpuNs(pid) / 1e6; }
+double CpuMs(int pid) {
+  return static_cast<double>(bench::ProcCpuNs(pid)) / 1e6;
+}
 
 // Closed loop: `window` outstanding per subscriber; each result triggers the
 // subscriber's next delivery. Ids are n * S + s, so a result names its
@@ -262,14 +265,14 @@ nlohmann::json Throughput(const Options& o, Transport& t, Subscribers& subs,
       {"deliveries", done},
       {"failed", failed},
       {"seconds", secs},
-      {"deliveries_per_s", done / secs},
+      {"deliveries_per_s", static_cast<double>(done) / secs},
       {"subscriber_connections", subs.connections()},
       {"stream_status", st.ok() ? "OK" : st.error_message()},
   };
   if (t.pid != 0) {
     j["transport_cpu_ms"] = cpu;
     j["transport_cpu_us_per_delivery"] =
-        cpu * 1000 / std::max<int64_t>(1, done);
+        cpu * 1000 / static_cast<double>(std::max<int64_t>(1, done));
   }
   j["bench_process_cpu_ms"] = cpu_self;
   return j;
@@ -292,16 +295,16 @@ nlohmann::json Latency(const Options& o, Transport& t, Subscribers& subs,
     while (stream->Read(&r)) {
       if (r.delivery_id() < n) {
         answered[r.delivery_id()] = Nanos(Clock::now());
-        delivered[r.delivery_id()] = r.delivered();
+        delivered[r.delivery_id()] = r.delivered() ? 1 : 0;
       }
     }
   });
   const double cpu0 = CpuMs(t.pid);
   const int64_t start = Nanos(Clock::now()) + 1000000;
   for (size_t i = 0; i < n; ++i) {
-    const int64_t at = start + static_cast<int64_t>(i * 1e9 / o.rate);
-    timespec ts{static_cast<time_t>(at / 1000000000),
-                static_cast<long>(at % 1000000000)};
+    const int64_t at =
+        start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / o.rate);
+    timespec ts{static_cast<time_t>(at / 1000000000), at % 1000000000};
     // Pacing, not synchronisation: the schedule is the experiment.
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
     sent[i] = Nanos(Clock::now());
@@ -320,8 +323,8 @@ nlohmann::json Latency(const Options& o, Transport& t, Subscribers& subs,
       continue;
     }
     if (!delivered[i]) ++failed;
-    arrive_us.push_back((a - sent[i]) / 1000.0);
-    result_us.push_back((answered[i] - sent[i]) / 1000.0);
+    arrive_us.push_back(static_cast<double>(a - sent[i]) / 1000.0);
+    result_us.push_back(static_cast<double>(answered[i] - sent[i]) / 1000.0);
   }
   nlohmann::json j = {
       {"bench", "latency"},
@@ -381,15 +384,15 @@ int Main(int argc, char** argv) {
   for (absl::string_view mode : absl::StrSplit(o.modes, ',')) {
     // Subscribers outlive the transport: it closes its connections first
     // (see LoopbackHttpServer).
+    const std::string m(mode);
     Subscribers subs(o.subscribers);
     absl::StatusOr<std::unique_ptr<Transport>> t =
         mode == "child" ? StartChild(o) : StartInProcess(o);
     if (!t.ok()) {
-      std::fprintf(stderr, "%s: %s\n", std::string(mode).c_str(),
+      std::fprintf(stderr, "%s: %s\n", m.c_str(),
                    t.status().ToString().c_str());
       return 1;
     }
-    const std::string m(mode);
     std::printf("%s\n", Throughput(o, **t, subs, m).dump().c_str());
     std::fflush(stdout);
     std::printf("%s\n", Latency(o, **t, subs, m).dump().c_str());
@@ -408,5 +411,10 @@ int Main(int argc, char** argv) {
 }  // namespace loophost::loops::http
 
 int main(int argc, char** argv) {
-  return loophost::loops::http::Main(argc, argv);
+  try {
+    return loophost::loops::http::Main(argc, argv);
+  } catch (const std::exception& e) {  // CLI11, nlohmann::json
+    std::fprintf(stderr, "http-transport-bench: %s\n", e.what());
+    return 1;
+  }
 }
