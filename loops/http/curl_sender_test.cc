@@ -31,7 +31,8 @@ using ::testing::SizeIs;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-// Results by tag, in the order they arrived.
+// Results by tag, in the order they arrived. Declare it before the sender:
+// the sender's Stop() reports whatever is still pending to it.
 class Results {
  public:
   CurlSender::Callback Add(std::string tag) {
@@ -133,8 +134,8 @@ TEST(CheckHttpUrlTest, Table) {
 
 TEST(CurlSenderTest, DeliversWithContentTypeAndBody) {
   LoopbackHttpServer server(204);
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   sender->Post(Post(server.Url("/event"), R"({"id":"a"})"), results.Add("a"));
   ASSERT_TRUE(results.WaitFor(1));
   const HttpPostResult r = results.results()[0];
@@ -150,8 +151,8 @@ TEST(CurlSenderTest, DeliversWithContentTypeAndBody) {
 
 TEST(CurlSenderTest, EmptyPostAndOtherContentType) {
   LoopbackHttpServer server(204);
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   HttpPost post = Post(server.Url(), "");
   post.content_type = "text/plain";
   sender->Post(std::move(post), results.Add("empty"));
@@ -174,8 +175,8 @@ TEST(CurlSenderTest, NonSuccessStatusIsNotDelivered) {
         Case{500, HttpOutcome::kHttpStatus},
         Case{503, HttpOutcome::kHttpStatus}}) {
     LoopbackHttpServer server(c.status);
-    auto sender = StartSender();
     Results results;
+    auto sender = StartSender();
     sender->Post(Post(server.Url()), results.Add("x"));
     ASSERT_TRUE(results.WaitFor(1));
     const HttpPostResult r = results.results()[0];
@@ -190,8 +191,8 @@ TEST(CurlSenderTest, NonSuccessStatusIsNotDelivered) {
 TEST(CurlSenderTest, ConnectionRefused) {
   RefusingPort refusing;
   ASSERT_NE(refusing.port(), 0);
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   sender->Post(Post(refusing.Url()), results.Add("x"));
   ASSERT_TRUE(results.WaitFor(1));
   const HttpPostResult r = results.results()[0];
@@ -203,8 +204,8 @@ TEST(CurlSenderTest, ConnectionRefused) {
 TEST(CurlSenderTest, TimeoutOfAHeldRequest) {
   LoopbackHttpServer server(204);
   server.Hold();
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   sender->Post(Post(server.Url(), "{}", absl::Milliseconds(200)),
                results.Add("x"));
   ASSERT_TRUE(results.WaitFor(1));
@@ -220,8 +221,8 @@ TEST(CurlSenderTest, DefaultTimeoutApplies) {
   server.Hold();
   CurlSenderOptions options;
   options.default_timeout = absl::Milliseconds(100);
-  auto sender = StartSender(options);
   Results results;
+  auto sender = StartSender(options);
   sender->Post(Post(server.Url()), results.Add("x"));
   ASSERT_TRUE(results.WaitFor(1));
   EXPECT_EQ(results.results()[0].outcome, HttpOutcome::kTimeout);
@@ -229,8 +230,8 @@ TEST(CurlSenderTest, DefaultTimeoutApplies) {
 
 TEST(CurlSenderTest, ReusesOneKeepAliveConnection) {
   LoopbackHttpServer server(204);
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   constexpr int kPosts = 20;
   // One after the other, as the host sends to one subscriber.
   for (int i = 0; i < kPosts; ++i) {
@@ -252,8 +253,8 @@ TEST(CurlSenderTest, DeadSubscribersDoNotDelayALiveOne) {
   RefusingPort hung;  // accepts into its backlog, never reads
   hung.Listen();
   RefusingPort refused;
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   constexpr absl::Duration kDeadTimeout = absl::Seconds(10);
   for (int i = 0; i < 5; ++i) {
     sender->Post(Post(held.Url(), "{}", kDeadTimeout), results.Add("held"));
@@ -290,8 +291,8 @@ TEST(CurlSenderTest, BoundsRequestsInFlight) {
   server.Hold();
   CurlSenderOptions options;
   options.max_in_flight = 2;
-  auto sender = StartSender(options);
   Results results;
+  auto sender = StartSender(options);
   for (int i = 0; i < 6; ++i) {
     sender->Post(Post(server.Url(absl::StrCat("/", i))),
                  results.Add(absl::StrCat(i)));
@@ -322,8 +323,8 @@ TEST(CurlSenderTest, BoundsRequestsInFlight) {
 TEST(CurlSenderTest, StopFailsWhatIsLeftAndLaterPosts) {
   LoopbackHttpServer server(204);
   server.Hold();
-  auto sender = StartSender();
   Results results;
+  auto sender = StartSender();
   sender->Post(Post(server.Url()), results.Add("in flight"));
   ASSERT_TRUE(server.WaitForActive(1, kWait));
   sender->Stop();
@@ -345,9 +346,9 @@ TEST(CurlSenderTest, WatchdogReportsAStuckWorker) {
     absl::MutexLock lock(&mu);
     reports.push_back(error);
   };
-  auto sender = StartSender(options);
   absl::Notification unblock;
   Results results;
+  auto sender = StartSender(options);
   // A callback that blocks the worker while a second request waits.
   sender->Post(Post(server.Url()), [&](const HttpPostResult&) {
     unblock.WaitForNotificationWithTimeout(kWait);
