@@ -116,7 +116,12 @@ void DeliveryDispatcher::Run() {
         CloseStream("a delivery got no result within the stall timeout");
       }
     }
-    if (stream_ == nullptr && serving && now >= reopen_at_) {
+    // A new generation gets a stream at once; the same one after a delay
+    // (its stream just ended: it may be going away, and an in-process
+    // channel must not be used after its server stopped).
+    if (stream_ == nullptr && serving &&
+        (now >= reopen_at_ ||
+         !SameGeneration(closed_generation_, serving->generation))) {
       OpenStream(*serving);
     }
     if (stream_ != nullptr) SendDue();
@@ -159,6 +164,7 @@ void DeliveryDispatcher::CloseStream(const char* why) {
   stream_->reader.join();
   const grpc::Status status = stream_->rw->Finish();
   const bool short_lived = absl::Now() - stream_->opened < absl::Seconds(1);
+  closed_generation_ = stream_->serving.generation;
   stream_.reset();
   // Results that arrived are real outcomes; what has none is sent again.
   ApplyResults();
@@ -178,13 +184,12 @@ void DeliveryDispatcher::CloseStream(const char* why) {
   } else {
     LogInfo("delivery stream closed", fields);
   }
-  // A stream that keeps failing at once is opened again with backoff.
+  // On the same generation, a stream that keeps failing at once is opened
+  // again with backoff.
+  if (!short_lived) reopen_delay_ = options_.backoff_initial;
+  reopen_at_ = absl::Now() + reopen_delay_;
   if (short_lived) {
-    reopen_at_ = absl::Now() + reopen_delay_;
     reopen_delay_ = std::min(reopen_delay_ * 2, absl::Seconds(5));
-  } else {
-    reopen_at_ = absl::InfinitePast();
-    reopen_delay_ = options_.backoff_initial;
   }
 }
 
@@ -233,31 +238,56 @@ void DeliveryDispatcher::ApplyResults() {
     absl::MutexLock lock(&mu_);
     results.swap(results_);
   }
-  for (const pb::DeliveryResult& result : results) {
-    InFlight delivery;
-    {
-      absl::MutexLock lock(&mu_);
+  if (results.empty()) return;
+  std::vector<std::pair<const pb::DeliveryResult*, InFlight>> known;
+  std::vector<EventStore::Outcome> outcomes;
+  known.reserve(results.size());
+  outcomes.reserve(results.size());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const pb::DeliveryResult& result : results) {
       auto it = in_flight_.find(result.delivery_id());
       if (it == in_flight_.end()) continue;  // not ours (any more)
-      delivery = it->second;
+      known.emplace_back(&result, it->second);
     }
-    // The store first, then the in-flight table: until the row is updated the
-    // subscription stays busy, so its head is never sent twice at once.
-    ApplyResult(result, delivery);
-    absl::MutexLock lock(&mu_);
-    in_flight_.erase(result.delivery_id());
+  }
+  const absl::Time now = absl::Now();
+  std::vector<absl::Duration> waits(known.size());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (size_t i = 0; i < known.size(); ++i) {
+    const auto& [result, delivery] = known[i];
+    EventStore::Outcome outcome;
+    outcome.row_id = result->delivery_id();
+    outcome.delivered = result->delivered();
+    if (!outcome.delivered) {
+      waits[i] = DeliveryBackoff(delivery.attempts, options_.backoff_initial,
+                                 options_.backoff_max, unit(rng_));
+      outcome.next_attempt = now + waits[i];
+    }
+    outcomes.push_back(outcome);
+  }
+  // The store first (one transaction for the batch), then the in-flight
+  // table: until a row is updated its subscription stays busy, so its head
+  // is never sent twice at once.
+  if (absl::Status st = store_.RecordOutcomes(outcomes); !st.ok()) {
+    LogError("outbox update failed; the deliveries will repeat",
+             {{"error", std::string(st.message())}});
+  }
+  for (size_t i = 0; i < known.size(); ++i) {
+    ApplyResult(*known[i].first, known[i].second, waits[i]);
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [result, delivery] : known) {
+    in_flight_.erase(result->delivery_id());
   }
 }
 
 void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
-                                     const InFlight& delivery) {
+                                     const InFlight& delivery,
+                                     absl::Duration wait) {
   const std::string& sub = delivery.subscription_id;
+  metrics_.EventDelivered(delivery.endpoint, result.delivered());
   if (result.delivered()) {
-    absl::Status st = store_.MarkDelivered(result.delivery_id());
-    if (!st.ok() && !absl::IsNotFound(st)) {
-      LogError("outbox update failed", {{"error", std::string(st.message())}});
-    }
-    metrics_.EventDelivered(delivery.endpoint, true);
     CountConnectionFailure(sub, delivery.endpoint, false);
     if (failing_.erase(sub) > 0) {
       LogInfo("subscriber reachable again",
@@ -265,15 +295,6 @@ void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
     }
     return;
   }
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  const absl::Duration wait =
-      DeliveryBackoff(delivery.attempts, options_.backoff_initial,
-                      options_.backoff_max, unit(rng_));
-  absl::Status st = store_.MarkFailed(result.delivery_id(), absl::Now() + wait);
-  if (!st.ok() && !absl::IsNotFound(st)) {
-    LogError("outbox update failed", {{"error", std::string(st.message())}});
-  }
-  metrics_.EventDelivered(delivery.endpoint, false);
   const LogFields fields = {{"subscription", sub},
                             {"endpoint", delivery.endpoint},
                             {"http_status", absl::StrCat(result.http_status())},

@@ -83,8 +83,9 @@ class DeliveryDispatcher {
   void CloseStream(const char* why);
   void SendDue();
   void ApplyResults();
+  // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
-                   const InFlight& delivery);
+                   const InFlight& delivery, absl::Duration wait);
   void CountConnectionFailure(const std::string& subscription_id,
                               const std::string& endpoint, bool failed);
   void Housekeeping();
@@ -99,6 +100,7 @@ class DeliveryDispatcher {
   // Dispatcher thread only.
   std::unique_ptr<Stream> stream_;
   absl::Time reopen_at_ = absl::InfinitePast();
+  std::weak_ptr<const void> closed_generation_;  // of the last stream
   absl::Duration reopen_delay_;
   std::map<std::string, int> failures_;  // consecutive connection failures
   std::set<std::string> failing_;        // logged as failing, not yet back

@@ -54,10 +54,10 @@ class EventRouter::Source {
   std::thread thread;
   std::optional<ServingPlugin> serving;    // the latest the manager saw
   grpc::ClientContext* context = nullptr;  // the stream in progress
-  std::shared_ptr<const void> streaming_generation;
+  std::weak_ptr<const void> streaming_generation;
   uint64_t stored = 0;  // highest sequence made durable
   uint64_t acked = 0;   // highest acknowledged to acked_generation
-  std::shared_ptr<const void> acked_generation;
+  std::weak_ptr<const void> acked_generation;
   std::set<std::pair<std::string, std::string>> rejected_logged;
 };
 
@@ -135,7 +135,7 @@ void EventRouter::Manage() {
         if (!source->serving || source->serving->generation != s.generation) {
           // A new generation: the old stream is dead or dying; end it now.
           if (source->context != nullptr &&
-              source->streaming_generation != s.generation) {
+              !SameGeneration(source->streaming_generation, s.generation)) {
             source->context->TryCancel();
           }
           source->serving = std::move(s);
@@ -161,7 +161,7 @@ void EventRouter::AckPending() {
     for (auto& [name, source] : sources_) {
       if (!source->serving) continue;
       const uint64_t acked =
-          source->acked_generation == source->serving->generation
+          SameGeneration(source->acked_generation, source->serving->generation)
               ? source->acked
               : 0;
       if (source->stored > acked) {
@@ -246,15 +246,27 @@ absl::Status EventRouter::StreamOnce(Source& source,
                                      const ServingPlugin& serving) {
   auto stub = pb::EventSource::NewStub(serving.channel);
   PublisherTypes types;
-  auto refresh_publishers = [&]() -> absl::Status {
+  // `cancellable`: Stop() may cancel the call (the first one, which waits for
+  // the loop to be ready).
+  auto refresh_publishers = [&](bool cancellable) -> absl::Status {
     grpc::ClientContext context;
     context.set_deadline(
         absl::ToChronoTime(absl::Now() + options_.rpc_deadline));
     context.set_wait_for_ready(true);
+    if (cancellable) {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::CancelledError("stopping");
+      source.context = &context;
+      source.streaming_generation = serving.generation;
+    }
     pb::ListPublishersResponse response;
-    LH_RETURN_IF_ERROR(ToAbslStatus(
-        stub->ListPublishers(&context, pb::ListPublishersRequest(), &response),
-        "ListPublishers"));
+    const grpc::Status listed =
+        stub->ListPublishers(&context, pb::ListPublishersRequest(), &response);
+    if (cancellable) {
+      absl::MutexLock lock(&mu_);
+      source.context = nullptr;
+    }
+    LH_RETURN_IF_ERROR(ToAbslStatus(listed, "ListPublishers"));
     types.clear();
     for (const pb::Publisher& p : response.publishers()) {
       types[p.resource_address()] = p.event_type();
@@ -272,7 +284,7 @@ absl::Status EventRouter::StreamOnce(Source& source,
     metrics_.SetActivePublishers(all.size());
     return absl::OkStatus();
   };
-  LH_RETURN_IF_ERROR(refresh_publishers());
+  LH_RETURN_IF_ERROR(refresh_publishers(/*cancellable=*/true));
   absl::Time refreshed = absl::Now();
 
   const uint64_t after = store_.SourceCursor(source.name);
@@ -314,7 +326,7 @@ absl::Status EventRouter::StreamOnce(Source& source,
     if (types.count(event.event().source()) == 0 &&
         absl::Now() - refreshed > kPublisherRefresh) {
       refreshed = absl::Now();
-      if (absl::Status s = refresh_publishers(); !s.ok()) {
+      if (absl::Status s = refresh_publishers(/*cancellable=*/false); !s.ok()) {
         route_status = s;
         break;
       }

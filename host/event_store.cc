@@ -643,6 +643,26 @@ absl::Status EventStore::MarkFailed(uint64_t row_id, absl::Time next_attempt) {
   return absl::OkStatus();
 }
 
+absl::Status EventStore::RecordOutcomes(const std::vector<Outcome>& outcomes) {
+  if (outcomes.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&impl_->mu_);
+  return impl_->InTransaction([&]() -> absl::Status {
+    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOutboxRow));
+    LH_ASSIGN_OR_RETURN(Statement * fail, impl_->Stmt(kFailOutboxRow));
+    for (const Outcome& o : outcomes) {
+      if (o.delivered) {
+        del->Bind(1, static_cast<int64_t>(o.row_id));
+        LH_RETURN_IF_ERROR(del->Run("mark delivered"));
+      } else {
+        fail->Bind(1, static_cast<int64_t>(o.row_id))
+            .Bind(2, ToMicros(o.next_attempt));
+        LH_RETURN_IF_ERROR(fail->Run("mark failed"));
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status EventStore::SetConsecutiveFailures(
     const std::string& subscription_id, int failures) {
   absl::MutexLock lock(&impl_->mu_);

@@ -115,6 +115,14 @@ class EventStore {
   absl::Status MarkDelivered(uint64_t row_id);  // deletes the row
   absl::Status MarkFailed(uint64_t row_id,
                           absl::Time next_attempt);  // attempts+1
+  // Many results in one transaction: a delivered row is deleted, a failed one
+  // gets attempts+1 and its next attempt. Rows already gone are skipped.
+  struct Outcome {
+    uint64_t row_id = 0;
+    bool delivered = false;
+    absl::Time next_attempt = absl::InfinitePast();  // when not delivered
+  };
+  absl::Status RecordOutcomes(const std::vector<Outcome>& outcomes);
   absl::Status SetConsecutiveFailures(const std::string& subscription_id,
                                       int failures);
   // Drops rows older than max_age, and beyond max_rows per subscription (oldest

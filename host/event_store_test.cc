@@ -299,6 +299,33 @@ TEST_F(EventStoreTest, DueDeliveriesGivesEachSubscriptionsOldestRow) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(EventStoreTest, RecordOutcomesAppliesManyResultsAtOnce) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  ASSERT_THAT(
+      store_->EnqueueEvent(
+          "ptp", 1, "e1", {{a.id, a.endpoint, "a1"}, {b.id, b.endpoint, "b1"}}),
+      IsOk());
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e2", {{a.id, a.endpoint, "a2"}}),
+              IsOk());
+  const absl::Time now = absl::Now();
+  std::vector<OutboxRow> due = store_->DueDeliveries(now, {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  ASSERT_THAT(store_->RecordOutcomes(
+                  {{due[0].id, true, absl::InfinitePast()},
+                   {due[1].id, false, now + absl::Seconds(5)},
+                   {424242, true, absl::InfinitePast()}}),  // gone: skipped
+              IsOk());
+  due = store_->DueDeliveries(now, {}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].body, "a2");
+  due = store_->DueDeliveries(now + absl::Seconds(6), {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "b1");  // enqueued before a2
+  EXPECT_EQ(due[0].attempts, 1);
+  EXPECT_THAT(store_->RecordOutcomes({}), IsOk());
+}
+
 TEST_F(EventStoreTest, ConsecutiveFailuresArePersisted) {
   SubscriptionRecord a = Subscribe("http://x/a");
   ASSERT_THAT(store_->SetConsecutiveFailures(a.id, 4), IsOk());

@@ -28,3 +28,8 @@ lh_cc_test(NAME delivery_dispatcher_test SRCS delivery_dispatcher_test.cc
 lh_cc_test(NAME rest_api_test SRCS rest_api_test.cc
   DEPS loophost::event_framework loophost::event_fakes loophost::testing
     PkgConfig::HTTPLIB nlohmann_json::nlohmann_json LABELS unit)
+
+# LoopHost runs the event framework.
+target_link_libraries(loophost_host PUBLIC loophost::event_framework)
+lh_cc_test(NAME host_config_events_test SRCS host_config_events_test.cc
+  DEPS loophost::host LABELS unit)

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -38,11 +39,37 @@ std::string PluginHelp(const std::vector<BuiltinLoop>& builtins) {
                   "\nEndpoints on the metrics address: /metrics /discovery "
                   "/plugins/<name>/metrics\n"
                   "/plugins /health /healthz /readyz. SIGTERM stops every "
-                  "plugin gracefully.\n");
+                  "plugin gracefully.\n"
+                  "REST API on the API address: /api/ocloudNotifications/v1/ "
+                  "and /v2/ (health,\npublishers, subscriptions, "
+                  "<resource>/CurrentState).\n");
   return text;
 }
 
 }  // namespace
+
+absl::StatusOr<TransportTarget> ParseTransportHost(absl::string_view value) {
+  auto invalid = [value](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TRANSPORT_HOST=", value, ": ", why));
+  };
+  const size_t sep = value.find("://");
+  if (sep == absl::string_view::npos || sep == 0) {
+    return invalid("expected a URL such as http://localhost:9085");
+  }
+  const std::string scheme = absl::AsciiStrToLower(value.substr(0, sep));
+  if (scheme != "http" && scheme != "https") {
+    return invalid(absl::StrCat("scheme \"", scheme,
+                                "\" has no transport plugin (use http or "
+                                "https)"));
+  }
+  absl::string_view rest = value.substr(sep + 3);
+  absl::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty() || authority.front() == ':') {
+    return invalid("no host");
+  }
+  return TransportTarget{"http", absl::StrCat(scheme, "://", authority)};
+}
 
 ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
                                   const std::vector<BuiltinLoop>& builtins) {
@@ -60,6 +87,11 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
   std::string ports = "20000-20999";
   std::string start_timeout = "5s", health_interval = "1s",
               health_deadline = "1s", stop_grace = "2s";
+  std::string api_addr = "127.0.0.1:9085";
+  std::string transport_host = "http://localhost:9085";
+  std::string dedup_window = "1s", retention_age = "24h",
+              retention_events = "10000", remove_after = "0",
+              backoff_max = "10s";
   bool version = false;
 
   // Values are read as strings and validated below, so errors name the
@@ -89,6 +121,24 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
        "deadline of one liveness check"},
       {"--stop-grace", "LOOPHOST_STOP_GRACE", &stop_grace,
        "Shutdown/SIGTERM to SIGKILL"},
+      {"--api-addr", "LOOPHOST_API_ADDR", &api_addr,
+       "O-Cloud notification REST API listen address"},
+      {"--transport-host", "TRANSPORT_HOST", &transport_host,
+       "transport URL: scheme picks the plugin, host:port goes into "
+       "uriLocation"},
+      {"--dedup-window", "LOOPHOST_DEDUP_WINDOW", &dedup_window,
+       "identical events inside it are coalesced (0: off)"},
+      {"--retention-max-age", "LOOPHOST_RETENTION_MAX_AGE", &retention_age,
+       "undelivered events older than this are dropped"},
+      {"--retention-max-events", "LOOPHOST_RETENTION_MAX_EVENTS",
+       &retention_events,
+       "undelivered events kept per subscription (0: no limit)"},
+      {"--remove-after-failures", "LOOPHOST_REMOVE_AFTER_FAILURES",
+       &remove_after,
+       "remove a subscription after N connection failures in a row (0: "
+       "never)"},
+      {"--delivery-backoff-max", "LOOPHOST_DELIVERY_BACKOFF_MAX", &backoff_max,
+       "longest wait between delivery retries"},
   };
   for (const Option& o : options) {
     app.add_option(o.flag, *o.value, o.help)
@@ -156,6 +206,38 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
     if (!parsed.ok()) return fail(parsed.status());
     *d.target = *parsed;
   }
+  EventConfig& e = c.events;
+  auto api = ParseHostPortValue("LOOPHOST_API_ADDR", api_addr);
+  if (!api.ok()) return fail(api.status());
+  e.api_addr = *api;
+  auto transport = ParseTransportHost(transport_host);
+  if (!transport.ok()) return fail(transport.status());
+  e.transport_host = transport_host;
+  e.transport_plugin = transport->plugin;
+  e.external_base = transport->external_base;
+  if (absl::StripAsciiWhitespace(dedup_window) == "0") {
+    e.dedup_window = absl::ZeroDuration();
+  } else {
+    auto parsed = ParseDurationValue("LOOPHOST_DEDUP_WINDOW", dedup_window);
+    if (!parsed.ok()) return fail(parsed.status());
+    e.dedup_window = *parsed;
+  }
+  auto age = ParseDurationValue("LOOPHOST_RETENTION_MAX_AGE", retention_age);
+  if (!age.ok()) return fail(age.status());
+  e.retention_age = *age;
+  auto backoff =
+      ParseDurationValue("LOOPHOST_DELIVERY_BACKOFF_MAX", backoff_max);
+  if (!backoff.ok()) return fail(backoff.status());
+  e.backoff_max = *backoff;
+  auto events_kept = ParseIntValue("LOOPHOST_RETENTION_MAX_EVENTS",
+                                   retention_events, 0, int64_t{1} << 40);
+  if (!events_kept.ok()) return fail(events_kept.status());
+  e.retention_events = static_cast<uint64_t>(*events_kept);
+  auto failures =
+      ParseIntValue("LOOPHOST_REMOVE_AFTER_FAILURES", remove_after, 0, 1000000);
+  if (!failures.ok()) return fail(failures.status());
+  e.remove_after_failures = static_cast<int>(*failures);
+
   auto plugins = DiscoverPlugins(env, builtins);
   if (!plugins.ok()) return fail(plugins.status());
   c.plugins = std::move(*plugins);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -98,8 +99,55 @@ std::unique_ptr<PluginSupervisor> LoopHost::MakeSupervisor(
       std::move(factory), config_.supervisor, metrics_);
 }
 
+absl::Status LoopHost::StartEvents() {
+  const EventConfig& e = config_.events;
+  const std::string db = StateDir() + "/events.db";
+  LH_ASSIGN_OR_RETURN(event_store_, EventStore::Open(db));
+  event_metrics_ = std::make_unique<EventMetrics>(metrics_.registry());
+
+  DeliveryDispatcherOptions delivery;
+  delivery.transport_plugin = e.transport_plugin;
+  delivery.retention_age = e.retention_age;
+  delivery.retention_rows = e.retention_events;
+  delivery.remove_after_failures = e.remove_after_failures;
+  delivery.backoff_max = e.backoff_max;
+  dispatcher_ = std::make_unique<DeliveryDispatcher>(delivery, *event_store_,
+                                                     *this, *event_metrics_);
+
+  EventRouterOptions routing;
+  routing.dedup_window = e.dedup_window;
+  routing.api_base = e.external_base;
+  router_ = std::make_unique<EventRouter>(
+      routing, *event_store_, *this, *event_metrics_,
+      [dispatcher = dispatcher_.get()] { dispatcher->Notify(); });
+
+  RestApiOptions api;
+  api.listen = e.api_addr;
+  api.external_base = e.external_base;
+  api.transport_plugin = e.transport_plugin;
+  rest_api_ = std::make_unique<RestApi>(api, *event_store_, *this, *router_,
+                                        *event_metrics_);
+
+  bool transport_enabled = false;
+  for (const PluginConfig& plugin : config_.plugins) {
+    transport_enabled |= plugin.name == e.transport_plugin;
+  }
+  if (!transport_enabled) {
+    LogWarn("the transport plugin is not enabled: events wait in the outbox",
+            {{"transport", e.transport_plugin},
+             {"TRANSPORT_HOST", e.transport_host}});
+  }
+  LogInfo("event store open",
+          {{"path", db},
+           {"subscriptions",
+            absl::StrCat(event_store_->ListSubscriptions().size())},
+           {"undelivered", absl::StrCat(event_store_->OutboxDepth())}});
+  return absl::OkStatus();
+}
+
 absl::Status LoopHost::Start() {
   LH_ASSIGN_OR_RETURN(std::string socket_dir, PrepareSocketDir());
+  LH_RETURN_IF_ERROR(StartEvents());
   for (const PluginConfig& plugin : config_.plugins) {
     LH_ASSIGN_OR_RETURN(registry::RegisteredLoop loop,
                         registry_.Register(plugin.name));
@@ -110,16 +158,21 @@ absl::Status LoopHost::Start() {
              {"mode", plugin.command.empty() ? "in-process" : plugin.command},
              {"prometheus_port", absl::StrCat(loop.prometheus_port)}});
   }
+  // After supervisors_ is complete (handlers read it), before any plugin runs.
+  LH_RETURN_IF_ERROR(rest_api_->Start());
   OperatorServerOptions options;
   options.listen = config_.metrics_addr;
   options.node_name = config_.node_name;
   operator_server_ = std::make_unique<OperatorServer>(options, *this, metrics_);
   LH_RETURN_IF_ERROR(operator_server_->Start());
   for (auto& supervisor : supervisors_) supervisor->Start();
+  dispatcher_->Start();
+  router_->Start();
   LogInfo("loophost started",
           {{"node", config_.node_name},
            {"metrics",
             absl::StrCat(config_.metrics_addr.host, ":", metrics_port())},
+           {"api", absl::StrCat(config_.events.api_addr.host, ":", api_port())},
            {"plugins", absl::StrCat(supervisors_.size())}});
   return absl::OkStatus();
 }
@@ -127,6 +180,11 @@ absl::Status LoopHost::Start() {
 void LoopHost::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Intake first (no new subscriptions or events), then what is in flight
+  // settles into the outbox while the plugins still run.
+  if (rest_api_) rest_api_->Stop();
+  if (router_) router_->Stop();
+  if (dispatcher_) dispatcher_->Stop();
   // Plugins stop in parallel: each supervisor's Stop sends Shutdown and waits
   // its grace.
   std::vector<std::thread> stoppers;
@@ -136,10 +194,46 @@ void LoopHost::Stop() {
   if (operator_server_) operator_server_->Stop();
   for (const auto& loop : registry_.List())
     (void)registry_.Unregister(loop.name);
+  rest_api_.reset();
+  router_.reset();
+  dispatcher_.reset();
+  event_store_.reset();
 }
 
 uint16_t LoopHost::metrics_port() const {
   return operator_server_ ? operator_server_->port() : 0;
+}
+
+uint16_t LoopHost::api_port() const {
+  return rest_api_ ? rest_api_->port() : 0;
+}
+
+std::vector<ServingPlugin> LoopHost::ServingWithKind(
+    absl::string_view kind) const {
+  std::vector<ServingPlugin> out;
+  for (const auto& supervisor : supervisors_) {
+    const PluginStatus status = supervisor->Status();
+    if (std::find(status.kinds.begin(), status.kinds.end(), kind) ==
+        status.kinds.end()) {
+      continue;
+    }
+    if (std::shared_ptr<PluginClient> client = supervisor->Client()) {
+      out.push_back({status.name, client->channel(), client});
+    }
+  }
+  return out;
+}
+
+std::optional<ServingPlugin> LoopHost::ServingNamed(
+    absl::string_view name) const {
+  for (const auto& supervisor : supervisors_) {
+    const PluginStatus status = supervisor->Status();
+    if (status.name != name) continue;
+    std::shared_ptr<PluginClient> client = supervisor->Client();
+    if (client == nullptr) return std::nullopt;
+    return ServingPlugin{status.name, client->channel(), client};
+  }
+  return std::nullopt;
 }
 
 std::vector<PluginStatus> LoopHost::ListPlugins() const {

@@ -20,6 +20,13 @@ namespace loophost::host {
 inline constexpr char kEventSourceKind[] = "event_source";
 inline constexpr char kTransportKind[] = "transport";
 
+// True when `seen` (kept weakly, so that an old generation is not kept alive)
+// names the same generation as `now`.
+inline bool SameGeneration(const std::weak_ptr<const void>& seen,
+                           const std::shared_ptr<const void>& now) {
+  return !seen.owner_before(now) && !now.owner_before(seen) && !seen.expired();
+}
+
 struct ServingPlugin {
   std::string name;
   std::shared_ptr<grpc::Channel> channel;

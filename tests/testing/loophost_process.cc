@@ -34,13 +34,16 @@ std::string TailForError(const std::string& log) {
                       "--- end of log ---");
 }
 
-// "metrics=127.0.0.1:45678" in the "loophost started" line -> host, port.
-bool ParseStartedLine(const std::string& log, std::string* host, int* port) {
+// "<key>=127.0.0.1:45678" (key "metrics" or "api") in the "loophost started"
+// line -> host, port.
+bool ParseStartedLine(const std::string& log, absl::string_view key,
+                      std::string* host, int* port) {
+  const std::string needle = absl::StrCat(" ", key, "=");
   for (absl::string_view line : absl::StrSplit(log, '\n')) {
     if (!absl::StrContains(line, "loophost started")) continue;
-    size_t at = line.find(" metrics=");
+    size_t at = line.find(needle);
     if (at == absl::string_view::npos) continue;
-    absl::string_view value = line.substr(at + 9);
+    absl::string_view value = line.substr(at + needle.size());
     value = value.substr(0, value.find(' '));
     size_t colon = value.rfind(':');
     if (colon == absl::string_view::npos) continue;
@@ -155,6 +158,7 @@ absl::StatusOr<std::unique_ptr<LoophostProcess>> LoophostProcess::Start(
       {"TMPDIR", dir->Join("tmp")},
       {"LOOPHOST_STATE_DIR", dir->Join("state")},
       {"LOOPHOST_METRICS_ADDR", "127.0.0.1:0"},
+      {"LOOPHOST_API_ADDR", "127.0.0.1:0"},
       {"NODE_NAME", "lh-test-node"},
   };
   if (const char* path = ::getenv("PATH")) env["PATH"] = path;
@@ -203,7 +207,9 @@ absl::StatusOr<std::unique_ptr<LoophostProcess>> LoophostProcess::Start(
 absl::Status LoophostProcess::AwaitStartedLine(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    if (ParseStartedLine(Log(), &metrics_host_, &metrics_port_)) {
+    if (ParseStartedLine(Log(), "metrics", &metrics_host_, &metrics_port_)) {
+      // Older hosts (and hosts without the event framework) have no api=.
+      ParseStartedLine(Log(), "api", &api_host_, &api_port_);
       return absl::OkStatus();
     }
     if (!process_->running()) {

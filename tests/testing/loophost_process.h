@@ -1,10 +1,10 @@
 // LoophostProcess: the real loophost binary run by an integration test.
 //
 // Start() runs loophost in a private temp dir with a minimal environment
-// (state dir, metrics on 127.0.0.1:0, TMPDIR, PATH, NODE_NAME) plus the
-// caller's variables (e.g. GOGO_PLUGIN_CMD=...), its stderr (the host log) in
-// a file, and returns once the "loophost started ... metrics=HOST:PORT" line
-// names the operator port. Then:
+// (state dir, metrics and REST API on 127.0.0.1:0, TMPDIR, PATH, NODE_NAME)
+// plus the caller's variables (e.g. GOGO_PLUGIN_CMD=...), its stderr (the
+// host log) in a file, and returns once the "loophost started ...
+// metrics=HOST:PORT" line names the operator port. Then:
 //
 //   auto host = LoophostProcess::Start({.binary = LH_LOOPHOST_BINARY,
 //                                       .env = {{"GOGO_PLUGIN_CMD", path}}});
@@ -46,7 +46,8 @@ struct LoophostOptions {
   std::string binary;
   // Added to the base environment, overriding it on equal keys. The base:
   // PATH (the test's), TMPDIR=<work>/tmp, LOOPHOST_STATE_DIR=<work>/state,
-  // LOOPHOST_METRICS_ADDR=127.0.0.1:0, NODE_NAME=lh-test-node.
+  // LOOPHOST_METRICS_ADDR=127.0.0.1:0, LOOPHOST_API_ADDR=127.0.0.1:0,
+  // NODE_NAME=lh-test-node.
   // "${WORK_DIR}" in a value is replaced with the work dir's path, e.g.
   // {"PTP_LOG_FILE", "${WORK_DIR}/ptp.log"}.
   std::map<std::string, std::string> env;
@@ -84,6 +85,9 @@ class LoophostProcess {
   // The operator endpoints' address, from the "loophost started" line.
   const std::string& metrics_host() const { return metrics_host_; }
   int metrics_port() const { return metrics_port_; }
+  // The REST API's address, from the same line ("api="); 0 if not logged.
+  const std::string& api_host() const { return api_host_; }
+  int api_port() const { return api_port_; }
   // The private temp dir, and LOOPHOST_STATE_DIR inside it.
   const std::string& work_dir() const { return work_dir_.path(); }
   std::string state_dir() const { return work_dir_.Join("state"); }
@@ -149,6 +153,8 @@ class LoophostProcess {
   absl::Time spawned_at_;
   std::string metrics_host_;
   int metrics_port_ = 0;
+  std::string api_host_;
+  int api_port_ = 0;
   std::map<pid_t, ForeignProcess> seen_plugins_;
 };
 

@@ -1,0 +1,325 @@
+// events-bench: the event path's speed with the real binaries. It starts
+// loophost (the PTP loop in-process for the publishers, the HTTP transport
+// in-process or as loop-http), N loopback subscribers (httplib servers on
+// port 0, v2 subscriptions), then posts events to create/event at a rate and
+// measures, per delivery, the time from the host accepting the event (the 202)
+// to the subscriber having the POST. Also: the highest sustained deliveries/s
+// (events posted as fast as the host takes them) and loophost's CPU while idle.
+// One JSON object per line on stdout.
+//
+//   events-bench [--subscribers 100] [--rate 1000] [--seconds 10]
+//                [--max-seconds 10] [--idle-seconds 10] [--http-child]
+#include <httplib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "tests/testing/loophost_process.h"
+
+namespace {
+
+using json = nlohmann::json;
+using loophost::testing::LoophostOptions;
+using loophost::testing::LoophostProcess;
+
+struct Options {
+  int subscribers = 100;
+  int rate = 1000;  // events/s
+  int seconds = 10;
+  int max_seconds = 10;
+  int idle_seconds = 10;
+  bool http_child = false;
+};
+
+// Receipt times of each event's deliveries, keyed by the event's value
+// (its sequence number in this run).
+class Receipts {
+ public:
+  void Add(int64_t seq, absl::Time at) {
+    absl::MutexLock lock(&mu_);
+    at_[seq].push_back(at);
+    ++total_;
+  }
+  size_t total() const {
+    absl::MutexLock lock(&mu_);
+    return total_;
+  }
+  std::map<int64_t, std::vector<absl::Time>> Take() {
+    absl::MutexLock lock(&mu_);
+    total_ = 0;
+    return std::move(at_);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<int64_t, std::vector<absl::Time>> at_;
+  size_t total_ = 0;
+};
+
+class Subscriber {
+ public:
+  explicit Subscriber(Receipts& receipts) {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+    server_.Post("/event", [&receipts](const httplib::Request& req,
+                                       httplib::Response& res) {
+      const absl::Time now = absl::Now();
+      res.status = 204;
+      json j = json::parse(req.body, nullptr, false);
+      if (!j.is_object() || !j.contains("data")) return;  // the check POST
+      const json& values = j["data"]["values"];
+      if (!values.is_array() || values.empty()) return;
+      int64_t seq = 0;
+      if (absl::SimpleAtoi(values[0].value("value", ""), &seq)) {
+        receipts.Add(seq, now);
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Subscriber() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url() const {
+    return absl::StrCat("http://127.0.0.1:", port_, "/event");
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
+  return v[i];
+}
+
+// utime+stime of `pid` in seconds (/proc/<pid>/stat).
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  if (fields.size() < 13) return 0;
+  double utime = 0, stime = 0;
+  (void)absl::SimpleAtod(fields[11], &utime);
+  (void)absl::SimpleAtod(fields[12], &stime);
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+int Run(const Options& o) {
+  LoophostOptions options;
+  options.binary = LH_LOOPHOST_BINARY;
+  options.env = {{"PTP_PLUGIN", "true"},
+                 {"PTP_LOG_FILE", "${WORK_DIR}/ptp.log"},
+                 {"LOOPHOST_DEDUP_WINDOW", "0"},
+                 {"LOOPHOST_LOG_LEVEL", "warn"}};
+  options.files = {{"ptp.log", ""}};
+  if (o.http_child) options.env["HTTP_PLUGIN_CMD"] = LH_LOOP_HTTP_BINARY;
+  auto host = LoophostProcess::Start(options);
+  if (!host.ok()) {
+    std::fprintf(stderr, "loophost: %s\n",
+                 std::string(host.status().message()).c_str());
+    return 1;
+  }
+  LoophostProcess& h = **host;
+  httplib::Client api(h.api_host(), h.api_port());
+  api.set_keep_alive(true);
+  std::string publisher, resource;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (publisher.empty() && absl::Now() < deadline) {
+    if (auto r = api.Get("/api/ocloudNotifications/v1/publishers")) {
+      json list = json::parse(r->body, nullptr, false);
+      if (list.is_array()) {
+        for (const json& p : list) {
+          if (absl::EndsWith(p.value("resource", ""), "/lock-state")) {
+            publisher = p.value("id", "");
+            resource = p.value("resource", "");
+          }
+        }
+      }
+    }
+    if (publisher.empty()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (publisher.empty() ||
+      !h.WaitFor([&] { return h.PluginState("http") == "serving"; },
+                 absl::Seconds(60), "http serving")) {
+    std::fprintf(stderr, "no publisher or transport\n");
+    return 1;
+  }
+
+  Receipts receipts;
+  std::vector<std::unique_ptr<Subscriber>> subscribers;
+  for (int i = 0; i < o.subscribers; ++i) {
+    subscribers.push_back(std::make_unique<Subscriber>(receipts));
+    json body = {{"ResourceAddress", resource},
+                 {"EndpointUri", subscribers.back()->Url()}};
+    auto r = api.Post("/api/ocloudNotifications/v2/subscriptions", body.dump(),
+                      "application/json");
+    if (!r || r->status != 201) {
+      std::fprintf(stderr, "subscribe failed: %s\n",
+                   r ? r->body.c_str() : "no answer");
+      return 1;
+    }
+  }
+  receipts.Take();
+
+  int64_t seq = 0;
+  auto post = [&](std::map<int64_t, absl::Time>* accepted) {
+    json event = {{"id", publisher},
+                  {"data",
+                   {{"values",
+                     {{{"resource", resource},
+                       {"dataType", "notification"},
+                       {"valueType", "enumeration"},
+                       {"value", absl::StrCat(++seq)}}}}}}};
+    auto r = api.Post("/api/ocloudNotifications/v1/create/event", event.dump(),
+                      "application/json");
+    if (r && r->status == 202 && accepted) (*accepted)[seq] = absl::Now();
+    return r && r->status == 202;
+  };
+
+  // 1. Latency at a fixed rate.
+  {
+    std::map<int64_t, absl::Time> accepted;
+    const int total = o.rate * o.seconds;
+    const absl::Time start = absl::Now();
+    for (int i = 0; i < total; ++i) {
+      const absl::Time due = start + absl::Seconds(1) * i / o.rate;
+      const absl::Duration wait = due - absl::Now();
+      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);  // pacing
+      post(&accepted);
+    }
+    const size_t expected = accepted.size() * o.subscribers;
+    h.WaitFor([&] { return receipts.total() >= expected; }, absl::Seconds(120),
+              "every delivery");
+    auto got = receipts.Take();
+    std::vector<double> us;
+    for (const auto& [s, times] : got) {
+      auto it = accepted.find(s);
+      if (it == accepted.end()) continue;
+      for (absl::Time t : times) {
+        us.push_back(absl::ToDoubleMicroseconds(t - it->second));
+      }
+    }
+    std::printf("%s\n",
+                json{{"bench", "latency"},
+                     {"subscribers", o.subscribers},
+                     {"events_per_s", o.rate},
+                     {"events", accepted.size()},
+                     {"deliveries", us.size()},
+                     {"expected_deliveries", expected},
+                     {"p50_us", Percentile(us, 0.50)},
+                     {"p99_us", Percentile(us, 0.99)},
+                     {"max_us", Percentile(us, 1.0)},
+                     {"transport", o.http_child ? "loop-http" : "in-process"}}
+                    .dump()
+                    .c_str());
+    std::fflush(stdout);
+  }
+
+  // 2. Highest sustained deliveries/s: post as fast as accepted, count what
+  // arrives.
+  {
+    std::atomic<bool> stop{false};
+    const size_t before = receipts.total();
+    const absl::Time start = absl::Now();
+    std::thread poster([&] {
+      while (!stop.load()) post(nullptr);
+    });
+    absl::SleepFor(absl::Seconds(o.max_seconds));  // the measuring window
+    const size_t arrived = receipts.total() - before;
+    const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+    stop = true;
+    poster.join();
+    std::printf("%s\n", json{{"bench", "throughput"},
+                             {"subscribers", o.subscribers},
+                             {"seconds", elapsed},
+                             {"deliveries", arrived},
+                             {"deliveries_per_s", arrived / elapsed}}
+                            .dump()
+                            .c_str());
+    std::fflush(stdout);
+    // Let the backlog drain before measuring idle.
+    h.WaitFor(
+        [&] {
+          auto depth = h.Metric("loophost_outbox_depth", {});
+          return !depth || *depth == 0;
+        },
+        absl::Seconds(300), "outbox drained");
+  }
+
+  // 3. Idle CPU.
+  {
+    std::vector<pid_t> pids = {h.pid()};
+    if (o.http_child) pids.push_back(h.PluginPid("http"));
+    absl::SleepFor(absl::Seconds(2));  // settle
+    std::vector<double> before;
+    for (pid_t p : pids) before.push_back(CpuSeconds(p));
+    absl::SleepFor(absl::Seconds(o.idle_seconds));  // the measuring window
+    json out = {{"bench", "idle_cpu"}, {"seconds", o.idle_seconds}};
+    out["loophost_cpu_percent"] =
+        100 * (CpuSeconds(pids[0]) - before[0]) / o.idle_seconds;
+    if (pids.size() > 1 && pids[1] > 0) {
+      out["loop_http_cpu_percent"] =
+          100 * (CpuSeconds(pids[1]) - before[1]) / o.idle_seconds;
+    }
+    std::printf("%s\n", out.dump().c_str());
+  }
+  (void)h.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&](int* v) {
+      if (i + 1 < argc) (void)absl::SimpleAtoi(argv[++i], v);
+    };
+    if (a == "--subscribers") {
+      next(&o.subscribers);
+    } else if (a == "--rate") {
+      next(&o.rate);
+    } else if (a == "--seconds") {
+      next(&o.seconds);
+    } else if (a == "--max-seconds") {
+      next(&o.max_seconds);
+    } else if (a == "--idle-seconds") {
+      next(&o.idle_seconds);
+    } else if (a == "--http-child") {
+      o.http_child = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: events-bench [--subscribers N] [--rate EV/S] "
+                   "[--seconds S] [--max-seconds S] [--idle-seconds S] "
+                   "[--http-child]\n");
+      return 2;
+    }
+  }
+  return Run(o);
+}
