@@ -55,6 +55,7 @@ void DeliveryDispatcher::Start() {
 
 void DeliveryDispatcher::Notify() {
   absl::MutexLock lock(&mu_);
+  new_rows_ = true;
   wake_ = true;
 }
 
@@ -70,9 +71,11 @@ void DeliveryDispatcher::Stop() {
 
 void DeliveryDispatcher::Run() {
   absl::Time next_housekeeping = absl::InfinitePast();
+  absl::Time next_full_scan = absl::InfinitePast();
   absl::Time drain_deadline = absl::InfiniteFuture();
   while (true) {
     bool draining = false;
+    bool new_rows = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -80,6 +83,8 @@ void DeliveryDispatcher::Run() {
       };
       mu_.AwaitWithTimeout(absl::Condition(&ready), options_.poll_interval);
       wake_ = false;
+      new_rows = new_rows_;
+      new_rows_ = false;
       draining = draining_;
       if (draining && drain_deadline == absl::InfiniteFuture()) {
         drain_deadline = absl::Now() + options_.drain_timeout;
@@ -119,12 +124,21 @@ void DeliveryDispatcher::Run() {
     // A new generation gets a stream at once; the same one after a delay
     // (its stream just ended: it may be going away, and an in-process
     // channel must not be used after its server stopped).
+    bool full_scan = new_rows || now >= next_full_scan;
     if (stream_ == nullptr && serving &&
         (now >= reopen_at_ ||
          !SameGeneration(closed_generation_, serving->generation))) {
       OpenStream(*serving);
+      full_scan = true;
     }
-    if (stream_ != nullptr) SendDue();
+    if (stream_ != nullptr) {
+      // A full pass over the subscriptions when rows were added or a retry
+      // may have come due; else only the subscriptions that just got free.
+      SendDue(full_scan);
+      if (full_scan) next_full_scan = now + options_.poll_interval;
+    } else {
+      freed_.clear();
+    }
     if (now >= next_housekeeping) {
       Housekeeping();
       next_housekeeping = now + options_.housekeeping_interval;
@@ -193,23 +207,34 @@ void DeliveryDispatcher::CloseStream(const char* why) {
   }
 }
 
-void DeliveryDispatcher::SendDue() {
+void DeliveryDispatcher::SendDue(bool full_scan) {
   std::vector<std::string> busy;
   size_t capacity = 0;
   {
     absl::MutexLock lock(&mu_);
     if (in_flight_.size() >= options_.max_in_flight) return;
     capacity = options_.max_in_flight - in_flight_.size();
-    busy.reserve(in_flight_.size());
-    for (const auto& [id, d] : in_flight_) busy.push_back(d.subscription_id);
+    if (full_scan) {
+      busy.reserve(in_flight_.size());
+      for (const auto& [id, d] : in_flight_) busy.push_back(d.subscription_id);
+    }
   }
-  std::sort(busy.begin(), busy.end());
-  busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
   const absl::Time now = absl::Now();
-  std::vector<OutboxRow> rows = store_.DueDeliveries(now, busy, capacity);
+  std::vector<OutboxRow> rows;
+  if (full_scan) {
+    std::sort(busy.begin(), busy.end());
+    busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
+    rows = store_.DueDeliveries(now, busy, capacity);
+  } else if (!freed_.empty()) {
+    // Only the subscriptions whose delivery just ended can have a new head.
+    rows = store_.DueDeliveriesFor(now, freed_);
+    if (rows.size() > capacity) rows.resize(capacity);
+  }
+  freed_.clear();
   const uint32_t timeout_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.delivery_timeout));
-  for (OutboxRow& row : rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    OutboxRow& row = rows[i];
     pb::Delivery delivery;
     delivery.set_delivery_id(row.id);
     delivery.set_subscription_id(row.subscription_id);
@@ -223,7 +248,10 @@ void DeliveryDispatcher::SendDue() {
       in_flight_[row.id] =
           InFlight{row.subscription_id, row.endpoint, row.attempts, now};
     }
-    if (!stream_->rw->Write(delivery)) {
+    // All but the last of a batch may wait in gRPC's buffer, to go together.
+    grpc::WriteOptions options;
+    if (i + 1 < rows.size()) options.set_buffer_hint();
+    if (!stream_->rw->Write(delivery, options)) {
       absl::MutexLock lock(&mu_);
       in_flight_.erase(row.id);
       stream_broken_ = true;
@@ -279,6 +307,8 @@ void DeliveryDispatcher::ApplyResults() {
   absl::MutexLock lock(&mu_);
   for (const auto& [result, delivery] : known) {
     in_flight_.erase(result->delivery_id());
+    // A failed head waits for its retry, which a full scan finds.
+    if (result->delivered()) freed_.push_back(delivery.subscription_id);
   }
 }
 

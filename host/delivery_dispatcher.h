@@ -81,7 +81,9 @@ class DeliveryDispatcher {
   void Run();
   void OpenStream(const ServingPlugin& serving);
   void CloseStream(const char* why);
-  void SendDue();
+  // Sends what is due: after a pass over every subscription (full_scan), or
+  // over those in freed_ only.
+  void SendDue(bool full_scan);
   void ApplyResults();
   // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
@@ -104,11 +106,13 @@ class DeliveryDispatcher {
   absl::Duration reopen_delay_;
   std::map<std::string, int> failures_;  // consecutive connection failures
   std::set<std::string> failing_;        // logged as failing, not yet back
+  std::vector<std::string> freed_;       // delivered since the last SendDue
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool new_rows_ ABSL_GUARDED_BY(mu_) = false;  // Notify() since the last look
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
   std::vector<loophost::v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <utility>
@@ -373,6 +374,10 @@ constexpr char kSelectDue[] =
     "o.attempts, o.enqueued_us, o.next_attempt_us FROM subscriptions s "
     "JOIN outbox o ON o.id = (SELECT MIN(id) FROM outbox WHERE "
     "subscription_id = s.id) WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
+constexpr char kSelectHead[] =
+    "SELECT id, subscription_id, endpoint, event_id, body, attempts, "
+    "enqueued_us, next_attempt_us FROM outbox WHERE subscription_id = ?1 "
+    "ORDER BY id LIMIT 1";
 constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
@@ -618,6 +623,25 @@ std::vector<OutboxRow> EventStore::DueDeliveries(
     if (!is_busy) out.push_back(std::move(row));
   }
   (*stmt)->Reset();
+  return out;
+}
+
+std::vector<OutboxRow> EventStore::DueDeliveriesFor(
+    absl::Time now, const std::vector<std::string>& subscription_ids) const {
+  std::vector<OutboxRow> out;
+  const int64_t now_us = ToMicros(now);
+  absl::MutexLock lock(&impl_->mu_);
+  auto stmt = impl_->Stmt(kSelectHead);
+  if (!stmt.ok()) return out;
+  for (const std::string& id : subscription_ids) {
+    (*stmt)->Bind(1, id);
+    if ((*stmt)->Step() == SQLITE_ROW && (*stmt)->Int(7) <= now_us) {
+      out.push_back(ReadOutboxRow(**stmt));
+    }
+    (*stmt)->Reset();
+  }
+  std::sort(out.begin(), out.end(),
+            [](const OutboxRow& a, const OutboxRow& b) { return a.id < b.id; });
   return out;
 }
 

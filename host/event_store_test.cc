@@ -326,6 +326,28 @@ TEST_F(EventStoreTest, RecordOutcomesAppliesManyResultsAtOnce) {
   EXPECT_THAT(store_->RecordOutcomes({}), IsOk());
 }
 
+TEST_F(EventStoreTest, DueDeliveriesForLooksAtTheGivenSubscriptionsOnly) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  SubscriptionRecord c = Subscribe("http://x/c");
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 1, "e1",
+                                   {{a.id, a.endpoint, "a1"},
+                                    {b.id, b.endpoint, "b1"},
+                                    {c.id, c.endpoint, "c1"}}),
+              IsOk());
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e2", {{a.id, a.endpoint, "a2"}}),
+              IsOk());
+  const absl::Time now = absl::Now();
+  const uint64_t b1 = store_->DueDeliveriesFor(now, {b.id})[0].id;
+  ASSERT_THAT(store_->MarkFailed(b1, now + absl::Seconds(5)), IsOk());
+  std::vector<OutboxRow> due =
+      store_->DueDeliveriesFor(now, {c.id, b.id, a.id, "gone"});
+  ASSERT_THAT(due, SizeIs(2));   // b waits for its retry
+  EXPECT_EQ(due[0].body, "a1");  // oldest first
+  EXPECT_EQ(due[1].body, "c1");
+  EXPECT_THAT(store_->DueDeliveriesFor(now, {}), IsEmpty());
+}
+
 TEST_F(EventStoreTest, ConsecutiveFailuresArePersisted) {
   SubscriptionRecord a = Subscribe("http://x/a");
   ASSERT_THAT(store_->SetConsecutiveFailures(a.id, 4), IsOk());

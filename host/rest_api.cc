@@ -155,6 +155,9 @@ absl::Status RestApi::Start() {
   server->set_read_timeout(std::chrono::seconds(5));
   server->set_write_timeout(std::chrono::seconds(5));
   server->set_payload_max_length(options_.max_body_bytes);
+  // Answers go out at once (headers and body are separate writes; with Nagle
+  // the body would wait for the client's delayed ACK).
+  server->set_tcp_nodelay(true);
 
   using httplib::Request;
   using httplib::Response;
