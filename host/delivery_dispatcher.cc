@@ -316,7 +316,7 @@ void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
                                      const InFlight& delivery,
                                      absl::Duration wait) {
   const std::string& sub = delivery.subscription_id;
-  metrics_.EventDelivered(delivery.endpoint, result.delivered());
+  metrics_.DeliveryResult(result.delivered());
   if (result.delivered()) {
     CountConnectionFailure(sub, delivery.endpoint, false);
     if (failing_.erase(sub) > 0) {
@@ -388,14 +388,9 @@ void DeliveryDispatcher::Housekeeping() {
     }
   }
   metrics_.SetOutboxStats(store_.Stats(), now);
-  std::map<std::string, int> by_endpoint;
   std::vector<SubscriptionRecord> subscriptions = store_.ListSubscriptions();
   std::set<std::string> ids;
-  for (const SubscriptionRecord& s : subscriptions) {
-    ++by_endpoint[s.endpoint];
-    ids.insert(s.id);
-  }
-  metrics_.SetSenders(by_endpoint);
+  for (const SubscriptionRecord& s : subscriptions) ids.insert(s.id);
   metrics_.SetActiveSubscriptions(subscriptions.size());
   // Forget the failure counts of deleted subscriptions.
   for (auto it = failures_.begin(); it != failures_.end();) {

@@ -146,8 +146,8 @@ TEST_F(DeliveryDispatcherTest, DeliversEverythingInOrderAndEmptiesTheOutbox) {
     EXPECT_EQ(r.delivery.content_type(), "application/json");
     EXPECT_NE(r.delivery.delivery_id(), 0u);
   }
-  EXPECT_THAT(Metrics(), HasSubstr("cne_transport_events_published{address=\"" +
-                                   a.endpoint + "\",status=\"success\"} 50"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("loophost_deliveries_total{result=\"delivered\"} 100"));
 }
 
 TEST_F(DeliveryDispatcherTest,
@@ -190,8 +190,8 @@ TEST_F(DeliveryDispatcherTest, RetriesWithBackoffAndKeepsTheOrder) {
   EXPECT_GE(received[1].at - received[0].at, absl::Milliseconds(40));
   EXPECT_GE(received[2].at - received[1].at, absl::Milliseconds(80));
   EXPECT_GE(received[3].at - received[2].at, absl::Milliseconds(160));
-  EXPECT_THAT(Metrics(), HasSubstr("cne_transport_events_published{address=\"" +
-                                   a.endpoint + "\",status=\"failed\"} 3"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("loophost_deliveries_total{result=\"failed\"} 3"));
   // Delivered: the connection-failure count went back to 0.
   EXPECT_EQ(store_->FindSubscription(a.id)->consecutive_failures, 0);
 }
@@ -257,8 +257,8 @@ TEST_F(DeliveryDispatcherTest, OutboxGaugesFollowTheDepth) {
       },
       kWait, "depth 4"));
   EXPECT_THAT(Metrics(), HasSubstr("loophost_outbox_oldest_age_seconds{"));
-  EXPECT_THAT(Metrics(), HasSubstr("cne_transport_sender{address=\"" +
-                                   a.endpoint + "\",status=\"active\"} 1"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("cne_api_subscriptions{status=\"active\"} 1"));
 }
 
 TEST_F(DeliveryDispatcherTest, RemovesASubscriptionAfterConnectionFailures) {

@@ -29,20 +29,18 @@ EventMetrics::EventMetrics(prometheus::Registry& registry)
           Gauge(registry, "cne_api_publishers", "Publishers, by status.")),
       api_subscriptions_(Gauge(registry, "cne_api_subscriptions",
                                "Subscriptions, by status.")),
-      transport_events_published_(
-          Gauge(registry, "cne_transport_events_published",
-                "Deliveries to subscribers, by endpoint and result.")),
       transport_events_received_(
           Gauge(registry, "cne_transport_events_received",
                 "Events received from source loops, by resource address.")),
-      transport_sender_(Gauge(registry, "cne_transport_sender",
-                              "Subscriptions delivered to, by endpoint.")),
       transport_receiver_(Gauge(registry, "cne_transport_receiver",
                                 "Publishers received from, by address.")),
       events_ack_(Gauge(registry, "cne_events_ack",
                         "Events accepted from source loops, by type.")),
       status_check_received_(Gauge(registry, "cne_status_check_received",
                                    "CurrentState requests, by resource.")),
+      deliveries_(Counter(registry, "loophost_deliveries_total",
+                          "Delivery results the host got from the transport "
+                          "loop.")),
       deduplicated_(Counter(registry, "loophost_events_deduplicated_total",
                             "Events coalesced with an identical one inside "
                             "the dedup window.")),
@@ -90,10 +88,8 @@ void EventMetrics::EventReceived(const std::string& address, bool ok) {
       .Increment();
 }
 
-void EventMetrics::EventDelivered(const std::string& endpoint, bool ok) {
-  transport_events_published_
-      .Add({{"address", endpoint}, {"status", ok ? "success" : "failed"}})
-      .Increment();
+void EventMetrics::DeliveryResult(bool delivered) {
+  deliveries_.Add({{"result", delivered ? "delivered" : "failed"}}).Increment();
 }
 
 void EventMetrics::SetGaugeSet(
@@ -115,12 +111,6 @@ void EventMetrics::SetGaugeSet(
     }
     gauge->Set(value);
   }
-}
-
-void EventMetrics::SetSenders(
-    const std::map<std::string, int>& subscriptions_by_endpoint) {
-  absl::MutexLock lock(&mu_);
-  SetGaugeSet(transport_sender_, senders_, subscriptions_by_endpoint);
 }
 
 void EventMetrics::SetReceivers(

@@ -41,13 +41,12 @@ class EventMetrics {
   // cne_transport_events_received{address,status="success"|"failed"}: events
   // taken from source loops, by resource address.
   void EventReceived(const std::string& address, bool ok);
-  // cne_transport_events_published{address,status="success"|"failed"}: one
-  // delivery result, by subscriber endpoint.
-  void EventDelivered(const std::string& endpoint, bool ok);
-  // cne_transport_sender{address,status="active"}: subscriptions per endpoint;
+  // loophost_deliveries_total{result="delivered"|"failed"}: delivery results
+  // as the host got them. (cne_transport_events_published and
+  // cne_transport_sender, per endpoint, are the transport loop's.)
+  void DeliveryResult(bool delivered);
   // cne_transport_receiver{address,status="active"}: 1 per publisher address.
   // Series not in the argument are removed.
-  void SetSenders(const std::map<std::string, int>& subscriptions_by_endpoint);
   void SetReceivers(const std::set<std::string>& publisher_addresses);
   // cne_events_ack{type,status="success"|"failed"}: events accepted (or
   // rejected: unknown resource or type) from sources, by event type.
@@ -77,12 +76,11 @@ class EventMetrics {
   prometheus::Family<prometheus::Gauge>& api_events_published_;
   prometheus::Family<prometheus::Gauge>& api_publishers_;
   prometheus::Family<prometheus::Gauge>& api_subscriptions_;
-  prometheus::Family<prometheus::Gauge>& transport_events_published_;
   prometheus::Family<prometheus::Gauge>& transport_events_received_;
-  prometheus::Family<prometheus::Gauge>& transport_sender_;
   prometheus::Family<prometheus::Gauge>& transport_receiver_;
   prometheus::Family<prometheus::Gauge>& events_ack_;
   prometheus::Family<prometheus::Gauge>& status_check_received_;
+  prometheus::Family<prometheus::Counter>& deliveries_;
   prometheus::Family<prometheus::Counter>& deduplicated_;
   prometheus::Family<prometheus::Counter>& outbox_dropped_;
   prometheus::Family<prometheus::Counter>& subscriptions_removed_;
@@ -90,7 +88,6 @@ class EventMetrics {
   prometheus::Family<prometheus::Gauge>& outbox_oldest_age_;
 
   absl::Mutex mu_;
-  std::map<std::string, prometheus::Gauge*> senders_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Gauge*> receivers_ ABSL_GUARDED_BY(mu_);
   // By subscription id: (depth, oldest age).
   std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>>

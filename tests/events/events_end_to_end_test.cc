@@ -520,11 +520,20 @@ TEST_F(EventsEndToEndTest, MetricsAreInTheMergedExpositionAndPassPromtool) {
         "cne_api_subscriptions", "cne_transport_events_published",
         "cne_transport_events_received", "cne_transport_sender",
         "cne_transport_receiver", "cne_events_ack", "cne_status_check_received",
-        "loophost_outbox_depth", "loophost_outbox_oldest_age_seconds"}) {
+        "loophost_outbox_depth", "loophost_outbox_oldest_age_seconds",
+        "loophost_deliveries_total"}) {
     EXPECT_THAT(metrics->body, HasSubstr(absl::StrCat("# TYPE ", family)))
         << family;
   }
   EXPECT_EQ(host->Metric("cne_api_subscriptions", {{"status", "active"}}), 1);
+  // Host and transport loop export no series twice.
+  std::set<std::string> series;
+  for (absl::string_view line :
+       absl::StrSplit(metrics->body, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "#")) continue;
+    const std::string key(line.substr(0, line.rfind(' ')));
+    EXPECT_TRUE(series.insert(key).second) << "twice: " << key;
+  }
   if (std::string(LH_PROMTOOL).empty()) {
     GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
   }
