@@ -109,8 +109,9 @@ void DeliveryDispatcher::Run() {
       {
         absl::MutexLock lock(&mu_);
         broken = stream_broken_;
-        for (const auto& [id, d] : in_flight_)
+        for (const auto& [id, d] : in_flight_) {
           oldest = std::min(oldest, d.sent);
+        }
       }
       if (broken) {
         CloseStream("the stream ended");

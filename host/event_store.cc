@@ -272,10 +272,10 @@ class EventStore::Impl {
   }
 
   // Runs `body` in one IMMEDIATE transaction: committed if it returns OK,
-  // rolled back otherwise.
+  // rolled back otherwise. mu_ must be held (not annotated: clang cannot
+  // name mu_ after a trailing return type).
   template <typename F>
-  auto InTransaction(F body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
-      -> decltype(body()) {
+  auto InTransaction(F body) -> decltype(body()) {
     LH_RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE", "begin"));
     auto result = body();
     if (!result.ok()) {

@@ -208,8 +208,9 @@ absl::Status RestApi::Start() {
   }
   server->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const Request& req, Response& res) {
-        if (!res.body.empty())
+        if (!res.body.empty()) {
           return httplib::Server::HandlerResponse::Unhandled;
+        }
         std::string message;
         if (res.status == 404) {
           message = absl::StrCat("not found: ", req.method, " ", req.path);
@@ -227,7 +228,7 @@ absl::Status RestApi::Start() {
                                    std::exception_ptr ep) {
     std::string what = "unknown exception";
     try {
-      std::rethrow_exception(ep);
+      std::rethrow_exception(std::move(ep));
     } catch (const std::exception& e) {
       what = e.what();
     } catch (...) {

@@ -38,7 +38,7 @@ struct RestApiOptions {
   // scheme://host:port of TRANSPORT_HOST: what uriLocation/UriLocation use.
   std::string external_base = "http://localhost:9085";
   std::string transport_plugin = "http";
-  size_t max_body_bytes = 64 * 1024;  // larger bodies get 413
+  size_t max_body_bytes = size_t{64} * 1024;  // larger bodies get 413
   // The endpoint check's POST, and the CurrentState RPC.
   absl::Duration check_timeout = absl::Seconds(2);
   absl::Duration current_state_deadline = absl::Seconds(2);
