@@ -320,6 +320,51 @@ TEST_F(EventsEndToEndTest, V1AndV2SubscribersGetTheStateChangesInOrder) {
   }
 }
 
+// The first part of a recorded ptp4l log (up to the port loss whose holdover
+// timer runs on the log's clock in --replay but on the real one here).
+TEST_F(EventsEndToEndTest, ARecordedLogArrivesWithTheRightTypesAndValues) {
+  auto host = StartHost();
+  ASSERT_NE(host, nullptr);
+  ASSERT_EQ(SubscribeV2(*host, kLockState, subscriber_.Url("/lock")).status,
+            201);
+  ASSERT_EQ(SubscribeV2(*host, kSyncState, subscriber_.Url("/sync")).status,
+            201);
+  ASSERT_EQ(SubscribeV1(*host, kLockState, subscriber_.Url("/v1lock")).status,
+            201);
+  const size_t lock_before = subscriber_.Events("/lock").size();
+  const size_t sync_before = subscriber_.Events("/sync").size();
+  std::vector<std::string> lines =
+      absl::StrSplit(ReadFileOrEmpty(std::string(LH_PTP_TEST_DATA) +
+                                     "/B-backup-master/slave.log"),
+                     '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 42u);
+  lines.resize(42);
+  AppendLines(lines);
+  const std::vector<json> lock = Expected(kLockState);
+  const std::vector<json> sync = Expected(kSyncState);
+  ASSERT_GE(lock.size(), 4u);
+  auto since = [&](const std::string& path, size_t before) {
+    std::vector<json> got = subscriber_.Events(path);
+    got.erase(got.begin(), got.begin() + std::min(before, got.size()));
+    return got;
+  };
+  ASSERT_TRUE(host->WaitFor(
+      [&] {
+        return since("/lock", lock_before).size() >= lock.size() &&
+               since("/sync", sync_before).size() >= sync.size() &&
+               subscriber_.Events("/v1lock").size() >= lock.size();
+      },
+      kWait, "the log's state changes delivered"));
+  EXPECT_EQ(Deduplicated(since("/lock", lock_before)), lock);
+  EXPECT_EQ(Deduplicated(since("/sync", sync_before)), sync);
+  EXPECT_EQ(Deduplicated(subscriber_.Events("/v1lock")), lock);
+  // Values are strings: the state, then the offset as decimal64.3.
+  const json first = since("/lock", lock_before)[0];
+  EXPECT_EQ(first["data"]["values"][0]["value_type"], "enumeration");
+  EXPECT_EQ(first["data"]["values"][1]["value_type"], "decimal64.3");
+  EXPECT_TRUE(first["data"]["values"][1]["value"].is_string());
+}
+
 TEST_F(EventsEndToEndTest, LoopHttpKilledMidStreamLosesNothing) {
   auto host = StartHost();
   ASSERT_NE(host, nullptr);
