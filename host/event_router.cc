@@ -201,8 +201,18 @@ void EventRouter::RunSource(Source& source) {
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
-      serving = *source.serving;
     }
+    // Ask again rather than trust the manager's last look: the generation
+    // may have ended since (an in-process channel must not be used after its
+    // server stopped).
+    std::optional<ServingPlugin> now = plugins_.ServingNamed(source.name);
+    if (!now) {
+      // Not serving: wait for the manager to see it serve again.
+      absl::MutexLock lock(&mu_);
+      source.serving.reset();
+      continue;
+    }
+    serving = *std::move(now);
     const absl::Time started = absl::Now();
     absl::Status status = StreamOnce(source, serving);
     if (Stopping()) return;
