@@ -625,5 +625,28 @@ TEST(EventsConfigTest, TransportHostWithAnotherSchemeIsAStartupError) {
       SizeIs(1));
 }
 
+TEST(EventsConfigTest, ApiAddressInUseIsAClearError) {
+  auto dir = TempDir::Create("lh-e2e-cfg-");
+  ASSERT_THAT(dir, IsOk());
+  // Hold a kernel-chosen port, listening.
+  httplib::Server holder;
+  const int port = holder.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  ChildOptions options;
+  options.argv = {LH_LOOPHOST_BINARY};
+  options.env = {"PATH=/usr/bin:/bin", "LOOPHOST_METRICS_ADDR=127.0.0.1:0",
+                 absl::StrCat("LOOPHOST_API_ADDR=127.0.0.1:", port),
+                 "LOOPHOST_STATE_DIR=" + dir->Join("state")};
+  options.stderr_path = dir->Join("err");
+  auto child = ChildProcess::Spawn(options);
+  ASSERT_THAT(child, IsOk());
+  auto status = (*child)->Wait(absl::Seconds(20));
+  ASSERT_THAT(status, IsOk());
+  EXPECT_TRUE(status->ExitedWith(1)) << status->ToString();
+  EXPECT_THAT(ReadFileOrEmpty(dir->Join("err")),
+              HasSubstr(absl::StrCat(
+                  "cannot listen on LOOPHOST_API_ADDR=127.0.0.1:", port)));
+}
+
 }  // namespace
 }  // namespace loophost::testing
