@@ -14,6 +14,7 @@ lh_cc_test(NAME event_store_test SRCS event_store_test.cc
 lh_cc_library(NAME event_framework
   SRCS event_metrics.cc event_router.cc delivery_dispatcher.cc rest_api.cc
   DEPS loophost::event_store loophost::events loophost::proto loophost::common
+    loophost::operator_api
     prometheus-cpp::core absl::status absl::statusor absl::strings
     absl::synchronization absl::time)
 target_link_libraries(loophost_event_framework PRIVATE PkgConfig::HTTPLIB

@@ -2,6 +2,7 @@
 # merger, and the operator endpoints (OperatorServer) on LOOPHOST_METRICS_ADDR.
 lh_cc_library(NAME operator_api
   SRCS host_metrics.cc exposition_merge.cc operator_server.cc plugin_status.cc
+    http_listener.cc
   DEPS loophost::common prometheus-cpp::core absl::status absl::statusor absl::strings
     absl::synchronization absl::time)
 target_link_libraries(loophost_operator_api PRIVATE PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)

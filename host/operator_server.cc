@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "host/exposition_merge.h"
+#include "host/http_listener.h"
 #include "prometheus/text_serializer.h"
 
 namespace loophost::host {
@@ -43,11 +44,6 @@ constexpr size_t kMaxLoggedKeys = 1000;
 // on them.
 std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
-
-std::string HostPortString(absl::string_view host, uint16_t port) {
-  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
-  return absl::StrCat(host, ":", port);
 }
 
 bool Running(PluginState state) {
@@ -207,40 +203,13 @@ absl::Status OperatorServer::Start() {
     res.set_content(absl::StrCat("internal error: ", what, "\n"), kTextType);
   });
 
-  // httplib calls new_task_queue() once listen_after_bind() is running, which
-  // is after the point where stop() takes effect: waiting for it makes an early
-  // Stop() safe.
-  auto listening = std::make_shared<absl::Notification>();
-  server->new_task_queue = [listening] {
-    listening->Notify();
-    return new httplib::ThreadPool(kServerThreads);
-  };
-
+  auto port = BindAndServe(*server, options_.listen, kServerThreads,
+                           "operator endpoints: cannot listen on ", &thread_);
+  if (!port.ok()) return port.status();
+  server_ = std::move(server);
+  port_ = *port;
   const std::string host =
       options_.listen.host.empty() ? "0.0.0.0" : options_.listen.host;
-  errno = 0;
-  int port = -1;
-  if (options_.listen.port == 0) {
-    port = server->bind_to_any_port(host);
-  } else if (server->bind_to_port(host, options_.listen.port)) {
-    port = options_.listen.port;
-  }
-  if (port <= 0) {
-    const int err = errno;
-    return absl::UnavailableError(absl::StrCat(
-        "operator endpoints: cannot listen on ",
-        HostPortString(host, options_.listen.port), ": ",
-        err != 0 ? std::error_code(err, std::generic_category()).message()
-                 : "cannot resolve the address"));
-  }
-
-  thread_ = std::thread([server = server.get(), listening] {
-    server->listen_after_bind();
-    if (!listening->HasBeenNotified()) listening->Notify();
-  });
-  listening->WaitForNotification();
-  server_ = std::move(server);
-  port_ = static_cast<uint16_t>(port);
   LogInfo("operator endpoints listening",
           {{"addr", HostPortString(host, port_)}});
   return absl::OkStatus();

@@ -25,6 +25,7 @@
 #include "common/logging.h"
 #include "events/cloud_event_json.h"
 #include "events/ptp_events.h"
+#include "host/http_listener.h"
 #include "loophost/v1/event_source.grpc.pb.h"
 #include "loophost/v1/transport.grpc.pb.h"
 
@@ -48,11 +49,6 @@ constexpr int kServerThreads = 8;
 
 std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string HostPortString(absl::string_view host, uint16_t port) {
-  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
-  return absl::StrCat(host, ":", port);
 }
 
 // Both versions answer errors as {"error": "..."}.
@@ -238,37 +234,14 @@ absl::Status RestApi::Start() {
     res.set_content(Dump(json{{"error", "internal error"}}), kJsonType);
   });
 
-  // As in OperatorServer: new_task_queue runs once listening, after which
-  // stop() takes effect.
-  auto listening = std::make_shared<absl::Notification>();
-  server->new_task_queue = [listening] {
-    listening->Notify();
-    return new httplib::ThreadPool(kServerThreads);
-  };
+  auto port =
+      BindAndServe(*server, options_.listen, kServerThreads,
+                   "REST API: cannot listen on LOOPHOST_API_ADDR=", &thread_);
+  if (!port.ok()) return port.status();
+  server_ = std::move(server);
+  port_ = *port;
   const std::string host =
       options_.listen.host.empty() ? "0.0.0.0" : options_.listen.host;
-  errno = 0;
-  int port = -1;
-  if (options_.listen.port == 0) {
-    port = server->bind_to_any_port(host);
-  } else if (server->bind_to_port(host, options_.listen.port)) {
-    port = options_.listen.port;
-  }
-  if (port <= 0) {
-    const int err = errno;
-    return absl::UnavailableError(absl::StrCat(
-        "REST API: cannot listen on LOOPHOST_API_ADDR=",
-        HostPortString(host, options_.listen.port), ": ",
-        err != 0 ? std::error_code(err, std::generic_category()).message()
-                 : "cannot resolve the address"));
-  }
-  thread_ = std::thread([server = server.get(), listening] {
-    server->listen_after_bind();
-    if (!listening->HasBeenNotified()) listening->Notify();
-  });
-  listening->WaitForNotification();
-  server_ = std::move(server);
-  port_ = static_cast<uint16_t>(port);
   UpdateSubscriptionGauge();
   metrics_.SetActivePublishers(store_.ListPublishers().size());
   LogInfo("REST API listening", {{"addr", HostPortString(host, port_)},
