@@ -15,6 +15,12 @@ namespace loophost::host {
 
 namespace pb = ::loophost::v1;
 
+namespace {
+// Bodies per Deliver message: well under gRPC's 4 MB message limit (a body
+// is at most the REST API's 64 KB plus the event's envelope).
+constexpr size_t kMaxBatchBytes = size_t{1} << 20;
+}  // namespace
+
 absl::Duration DeliveryBackoff(int attempts, absl::Duration initial,
                                absl::Duration max, double unit) {
   absl::Duration base = initial;
@@ -27,7 +33,8 @@ struct DeliveryDispatcher::Stream {
   ServingPlugin serving;
   std::unique_ptr<pb::Transport::Stub> stub;
   grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReaderWriter<pb::Delivery, pb::DeliveryResult>>
+  std::unique_ptr<
+      grpc::ClientReaderWriter<pb::DeliveryBatch, pb::DeliveryResultBatch>>
       rw;
   std::thread reader;
   absl::Time opened;
@@ -47,9 +54,16 @@ DeliveryDispatcher::DeliveryDispatcher(DeliveryDispatcherOptions options,
 DeliveryDispatcher::~DeliveryDispatcher() { Stop(); }
 
 void DeliveryDispatcher::Start() {
-  absl::MutexLock lock(&mu_);
-  if (started_) return;
-  started_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return;
+    started_ = true;
+  }
+  // Not under mu_: a notification holds the notifier's lock, then takes mu_.
+  serving_watch_ = plugins_.WatchServing([this] {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+  });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -67,12 +81,21 @@ void DeliveryDispatcher::Stop() {
     wake_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  serving_watch_.reset();
 }
 
 void DeliveryDispatcher::Run() {
+  // The dispatcher sleeps until something happens (new rows, results, a
+  // plugin serving or not, Stop) or a time it knows of comes: a retry due,
+  // the stall limit of a delivery in flight, a stream to reopen, the next
+  // housekeeping while the outbox holds rows. Idle, it has no timer at all.
   absl::Time next_housekeeping = absl::InfinitePast();
-  absl::Time next_full_scan = absl::InfinitePast();
+  absl::Time next_retry = absl::InfinitePast();  // first pass: a full scan
   absl::Time drain_deadline = absl::InfiniteFuture();
+  absl::Time wake_at = absl::InfinitePast();
+  bool capacity_limited = false;  // the last scan may have left rows due
+  bool outbox_empty = false;      // at the last housekeeping
+  bool activity = true;           // rows or results since the housekeeping
   while (true) {
     bool draining = false;
     bool new_rows = false;
@@ -81,7 +104,7 @@ void DeliveryDispatcher::Run() {
       auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         return wake_ || stream_broken_;
       };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), options_.poll_interval);
+      mu_.AwaitWithTimeout(absl::Condition(&ready), wake_at - absl::Now());
       wake_ = false;
       new_rows = new_rows_;
       new_rows_ = false;
@@ -90,15 +113,17 @@ void DeliveryDispatcher::Run() {
         drain_deadline = absl::Now() + options_.drain_timeout;
       }
     }
-    ApplyResults();
+    const AppliedResults applied = ApplyResults();
     if (draining) {
       absl::MutexLock lock(&mu_);
       if (in_flight_.empty() || stream_ == nullptr || stream_broken_ ||
           absl::Now() >= drain_deadline) {
         break;
       }
+      wake_at = std::min(absl::Now() + options_.poll_interval, drain_deadline);
       continue;
     }
+    activity = activity || new_rows || applied.any;
 
     const absl::Time now = absl::Now();
     std::optional<ServingPlugin> serving =
@@ -115,7 +140,7 @@ void DeliveryDispatcher::Run() {
       }
       if (broken) {
         CloseStream("the stream ended");
-      } else if (serving &&
+      } else if (!serving ||
                  serving->generation != stream_->serving.generation) {
         CloseStream("the transport loop has a new generation");
       } else if (now - oldest > options_.stall_timeout) {
@@ -125,7 +150,8 @@ void DeliveryDispatcher::Run() {
     // A new generation gets a stream at once; the same one after a delay
     // (its stream just ended: it may be going away, and an in-process
     // channel must not be used after its server stopped).
-    bool full_scan = new_rows || now >= next_full_scan;
+    bool full_scan =
+        new_rows || now >= next_retry || (capacity_limited && applied.any);
     if (stream_ == nullptr && serving &&
         (now >= reopen_at_ ||
          !SameGeneration(closed_generation_, serving->generation))) {
@@ -134,15 +160,31 @@ void DeliveryDispatcher::Run() {
     }
     if (stream_ != nullptr) {
       // A full pass over the subscriptions when rows were added or a retry
-      // may have come due; else only the subscriptions that just got free.
-      SendDue(full_scan);
-      if (full_scan) next_full_scan = now + options_.poll_interval;
+      // came due; else only the subscriptions that just got free.
+      capacity_limited = SendDue(full_scan);
+      if (full_scan || applied.failed) next_retry = store_.NextRetryAfter(now);
     } else {
       freed_.clear();
     }
-    if (now >= next_housekeeping) {
-      Housekeeping();
+    if (now >= next_housekeeping && (activity || !outbox_empty)) {
+      outbox_empty = Housekeeping() == 0;
+      activity = false;
       next_housekeeping = now + options_.housekeeping_interval;
+    }
+
+    // When to look again without being woken.
+    wake_at = absl::InfiniteFuture();
+    if (stream_ != nullptr) {
+      wake_at = next_retry;
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, d] : in_flight_) {
+        wake_at = std::min(wake_at, d.sent + options_.stall_timeout);
+      }
+    } else if (serving) {
+      wake_at = reopen_at_;
+    }
+    if (activity || !outbox_empty) {
+      wake_at = std::min(wake_at, next_housekeeping);
     }
   }
   if (stream_ != nullptr) CloseStream("stopping");
@@ -161,10 +203,12 @@ void DeliveryDispatcher::OpenStream(const ServingPlugin& serving) {
   }
   Stream* raw = stream.get();
   stream->reader = std::thread([this, raw] {
-    pb::DeliveryResult result;
-    while (raw->rw->Read(&result)) {
+    pb::DeliveryResultBatch batch;
+    while (raw->rw->Read(&batch)) {
       absl::MutexLock lock(&mu_);
-      results_.push_back(std::move(result));
+      for (pb::DeliveryResult& result : *batch.mutable_results()) {
+        results_.push_back(std::move(result));
+      }
       wake_ = true;
     }
     absl::MutexLock lock(&mu_);
@@ -208,12 +252,12 @@ void DeliveryDispatcher::CloseStream(const char* why) {
   }
 }
 
-void DeliveryDispatcher::SendDue(bool full_scan) {
+bool DeliveryDispatcher::SendDue(bool full_scan) {
   std::vector<std::string> busy;
   size_t capacity = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (in_flight_.size() >= options_.max_in_flight) return;
+    if (in_flight_.size() >= options_.max_in_flight) return true;
     capacity = options_.max_in_flight - in_flight_.size();
     if (full_scan) {
       busy.reserve(in_flight_.size());
@@ -232,42 +276,58 @@ void DeliveryDispatcher::SendDue(bool full_scan) {
     if (rows.size() > capacity) rows.resize(capacity);
   }
   freed_.clear();
+  const bool limited = rows.size() >= capacity;
   const uint32_t timeout_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.delivery_timeout));
-  for (size_t i = 0; i < rows.size(); ++i) {
-    OutboxRow& row = rows[i];
-    pb::Delivery delivery;
+  // The rows go in batches of at most kMaxBatchBytes of bodies, each in the
+  // in-flight table before its write (a result may come back first).
+  pb::DeliveryBatch batch;
+  size_t batch_bytes = 0;
+  auto flush = [&](bool last) {
+    if (batch.deliveries_size() == 0) return true;
+    grpc::WriteOptions options;
+    if (!last) options.set_buffer_hint();  // the next batch follows at once
+    const bool written = stream_->rw->Write(batch, options);
+    if (!written) {
+      absl::MutexLock lock(&mu_);
+      for (const pb::Delivery& d : batch.deliveries()) {
+        in_flight_.erase(d.delivery_id());
+      }
+      stream_broken_ = true;
+    }
+    batch.Clear();
+    batch_bytes = 0;
+    return written;
+  };
+  for (OutboxRow& row : rows) {
+    if (batch_bytes + row.body.size() > kMaxBatchBytes && !flush(false)) {
+      return limited;
+    }
+    batch_bytes += row.body.size();
+    pb::Delivery& delivery = *batch.add_deliveries();
     delivery.set_delivery_id(row.id);
     delivery.set_subscription_id(row.subscription_id);
     delivery.set_endpoint(row.endpoint);
     delivery.set_body(std::move(row.body));
     delivery.set_content_type("application/json");
     delivery.set_timeout_ms(timeout_ms);
-    {
-      // In the table before the write: the result may come back first.
-      absl::MutexLock lock(&mu_);
-      in_flight_[row.id] =
-          InFlight{row.subscription_id, row.endpoint, row.attempts, now};
-    }
-    // All but the last of a batch may wait in gRPC's buffer, to go together.
-    grpc::WriteOptions options;
-    if (i + 1 < rows.size()) options.set_buffer_hint();
-    if (!stream_->rw->Write(delivery, options)) {
-      absl::MutexLock lock(&mu_);
-      in_flight_.erase(row.id);
-      stream_broken_ = true;
-      return;
-    }
+    absl::MutexLock lock(&mu_);
+    in_flight_[row.id] = InFlight{std::move(row.subscription_id),
+                                  std::move(row.endpoint), row.attempts, now};
   }
+  flush(true);
+  return limited;
 }
 
-void DeliveryDispatcher::ApplyResults() {
+DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
   std::vector<pb::DeliveryResult> results;
   {
     absl::MutexLock lock(&mu_);
     results.swap(results_);
   }
-  if (results.empty()) return;
+  AppliedResults applied;
+  if (results.empty()) return applied;
+  applied.any = true;
   std::vector<std::pair<const pb::DeliveryResult*, InFlight>> known;
   std::vector<EventStore::Outcome> outcomes;
   known.reserve(results.size());
@@ -289,6 +349,7 @@ void DeliveryDispatcher::ApplyResults() {
     outcome.row_id = result->delivery_id();
     outcome.delivered = result->delivered();
     if (!outcome.delivered) {
+      applied.failed = true;
       waits[i] = DeliveryBackoff(delivery.attempts, options_.backoff_initial,
                                  options_.backoff_max, unit(rng_));
       outcome.next_attempt = now + waits[i];
@@ -311,6 +372,7 @@ void DeliveryDispatcher::ApplyResults() {
     // A failed head waits for its retry, which a full scan finds.
     if (result->delivered()) freed_.push_back(delivery.subscription_id);
   }
+  return applied;
 }
 
 void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
@@ -371,7 +433,7 @@ void DeliveryDispatcher::CountConnectionFailure(
   }
 }
 
-void DeliveryDispatcher::Housekeeping() {
+uint64_t DeliveryDispatcher::Housekeeping() {
   const absl::Time now = absl::Now();
   auto dropped = store_.ApplyRetention(now, options_.retention_age,
                                        options_.retention_rows);
@@ -388,7 +450,10 @@ void DeliveryDispatcher::Housekeeping() {
                {"max_rows", absl::StrCat(options_.retention_rows)}});
     }
   }
-  metrics_.SetOutboxStats(store_.Stats(), now);
+  const std::vector<OutboxStats> stats = store_.Stats();
+  uint64_t depth = 0;
+  for (const OutboxStats& s : stats) depth += s.depth;
+  metrics_.SetOutboxStats(stats, now);
   std::vector<SubscriptionRecord> subscriptions = store_.ListSubscriptions();
   std::set<std::string> ids;
   for (const SubscriptionRecord& s : subscriptions) ids.insert(s.id);
@@ -400,6 +465,7 @@ void DeliveryDispatcher::Housekeeping() {
   for (auto it = failing_.begin(); it != failing_.end();) {
     it = ids.count(*it) == 0 ? failing_.erase(it) : std::next(it);
   }
+  return depth;
 }
 
 }  // namespace loophost::host

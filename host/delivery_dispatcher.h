@@ -43,9 +43,11 @@ struct DeliveryDispatcherOptions {
   // A delivery without a result this long means a stuck transport: the stream
   // is opened again.
   absl::Duration stall_timeout = absl::Seconds(30);
-  // Longest wait between looks at the outbox and the transport's generation.
+  // While stopping: the longest wait between looks at the results.
   absl::Duration poll_interval = absl::Milliseconds(100);
-  absl::Duration housekeeping_interval = absl::Seconds(1);  // retention, gauges
+  // Retention and the outbox gauges, while the outbox holds rows (and once
+  // after it emptied).
+  absl::Duration housekeeping_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Seconds(2);  // Stop: results in flight
 };
 
@@ -78,25 +80,33 @@ class DeliveryDispatcher {
     absl::Time sent;
   };
 
+  struct AppliedResults {
+    bool any = false;     // results came in
+    bool failed = false;  // one or more rows wait for a retry now
+  };
+
   void Run();
   void OpenStream(const ServingPlugin& serving);
   void CloseStream(const char* why);
   // Sends what is due: after a pass over every subscription (full_scan), or
-  // over those in freed_ only.
-  void SendDue(bool full_scan);
-  void ApplyResults();
+  // over those in freed_ only. True if the bound on deliveries in flight may
+  // have left due rows behind.
+  bool SendDue(bool full_scan);
+  AppliedResults ApplyResults();
   // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
                    const InFlight& delivery, absl::Duration wait);
   void CountConnectionFailure(const std::string& subscription_id,
                               const std::string& endpoint, bool failed);
-  void Housekeeping();
+  // Retention, gauges, failure bookkeeping; returns the outbox depth.
+  uint64_t Housekeeping();
 
   const DeliveryDispatcherOptions options_;
   EventStore& store_;
   const RolePlugins& plugins_;
   EventMetrics& metrics_;
   std::thread thread_;
+  std::unique_ptr<ServingChanges::Subscription> serving_watch_;
   std::mt19937_64 rng_;  // dispatcher thread only
 
   // Dispatcher thread only.

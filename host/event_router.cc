@@ -73,9 +73,16 @@ EventRouter::EventRouter(EventRouterOptions options, EventStore& store,
 EventRouter::~EventRouter() { Stop(); }
 
 void EventRouter::Start() {
-  absl::MutexLock lock(&mu_);
-  if (started_) return;
-  started_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return;
+    started_ = true;
+  }
+  // Not under mu_: a notification holds the notifier's lock, then takes mu_.
+  serving_watch_ = plugins_.WatchServing([this] {
+    absl::MutexLock lock(&mu_);
+    serving_changed_ = true;
+  });
   manager_ = std::thread([this] { Manage(); });
 }
 
@@ -89,6 +96,7 @@ void EventRouter::Stop() {
     }
   }
   if (manager_.joinable()) manager_.join();
+  serving_watch_.reset();
   // The manager is gone: sources_ no longer changes.
   for (auto& [name, source] : sources_) {
     if (source->thread.joinable()) source->thread.join();
@@ -103,18 +111,27 @@ bool EventRouter::Stopping() const {
 }
 
 void EventRouter::Manage() {
+  // Sleeps until something happens: a plugin starts or stops serving, events
+  // were stored (to acknowledge), Stop(). Only a failed acknowledgement brings
+  // a timer, for its retry.
+  bool first = true;
+  bool acks_failed = false;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](EventRouter* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                return r->stopping_ || r->ack_pending_;
-              },
-              this),
-          options_.poll_interval);
+      if (!first) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](EventRouter* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                  return r->stopping_ || r->ack_pending_ || r->serving_changed_;
+                },
+                this),
+            acks_failed ? options_.retry_initial : absl::InfiniteDuration());
+      }
+      first = false;
       if (stopping_) return;
       ack_pending_ = false;
+      serving_changed_ = false;
     }
     std::vector<ServingPlugin> serving =
         plugins_.ServingWithKind(kEventSourceKind);
@@ -145,11 +162,11 @@ void EventRouter::Manage() {
         if (names.count(name) == 0) source->serving.reset();
       }
     }
-    AckPending();
+    acks_failed = !AckPending();
   }
 }
 
-void EventRouter::AckPending() {
+bool EventRouter::AckPending() {
   struct Ack {
     Source* source;
     ServingPlugin serving;
@@ -169,6 +186,7 @@ void EventRouter::AckPending() {
       }
     }
   }
+  bool all_acked = true;
   for (const Ack& ack : acks) {
     auto stub = pb::EventSource::NewStub(ack.serving.channel);
     grpc::ClientContext context;
@@ -181,12 +199,14 @@ void EventRouter::AckPending() {
     if (!status.ok()) {
       LogDebug("AckEvents failed", {{"source", ack.source->name},
                                     {"error", status.error_message()}});
+      all_acked = false;
       continue;
     }
     absl::MutexLock lock(&mu_);
     ack.source->acked = ack.up_to;
     ack.source->acked_generation = ack.serving.generation;
   }
+  return all_acked;
 }
 
 void EventRouter::RunSource(Source& source) {

@@ -31,8 +31,6 @@ struct EventRouterOptions {
   // into the first; zero turns dedup off.
   absl::Duration dedup_window = absl::Seconds(1);
   absl::Duration rpc_deadline = absl::Seconds(5);  // ListPublishers, AckEvents
-  // How often the serving generations are compared (restarts are noticed).
-  absl::Duration poll_interval = absl::Milliseconds(100);
   // Between attempts while a source's stream keeps failing.
   absl::Duration retry_initial = absl::Milliseconds(100);
   absl::Duration retry_max = absl::Seconds(5);
@@ -78,7 +76,8 @@ class EventRouter {
   bool Duplicate(const std::string& source_name,
                  const loophost::v1::CloudEvent& event);
   void RememberForDedup(const loophost::v1::CloudEvent& event);
-  void AckPending();
+  // Acknowledges what each source's stream stored; false if a call failed.
+  bool AckPending();
   bool Stopping() const;
 
   const EventRouterOptions options_;
@@ -94,6 +93,8 @@ class EventRouter {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool ack_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool serving_changed_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<ServingChanges::Subscription> serving_watch_;
   std::map<std::string, std::unique_ptr<Source>> sources_ ABSL_GUARDED_BY(mu_);
 
   struct LastEvent {

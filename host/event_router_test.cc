@@ -74,7 +74,6 @@ class EventRouterTest : public ::testing::Test {
   void StartRouter(absl::Duration dedup = absl::Seconds(1)) {
     EventRouterOptions options;
     options.dedup_window = dedup;
-    options.poll_interval = absl::Milliseconds(20);
     options.retry_initial = absl::Milliseconds(20);
     options.retry_max = absl::Milliseconds(200);
     options.api_base = "http://localhost:9085";

@@ -139,6 +139,9 @@ class Statement {
   }
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
   std::string Text(int col) const {
     const auto* p = sqlite3_column_blob(stmt_, col);
     const int n = sqlite3_column_bytes(stmt_, col);
@@ -374,6 +377,10 @@ constexpr char kSelectDue[] =
     "o.attempts, o.enqueued_us, o.next_attempt_us FROM subscriptions s "
     "JOIN outbox o ON o.id = (SELECT MIN(id) FROM outbox WHERE "
     "subscription_id = s.id) WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
+constexpr char kNextRetry[] =
+    "SELECT MIN(o.next_attempt_us) FROM subscriptions s JOIN outbox o ON o.id "
+    "= (SELECT MIN(id) FROM outbox WHERE subscription_id = s.id) WHERE "
+    "o.next_attempt_us > ?1";
 constexpr char kSelectHead[] =
     "SELECT id, subscription_id, endpoint, event_id, body, attempts, "
     "enqueued_us, next_attempt_us FROM outbox WHERE subscription_id = ?1 "
@@ -753,6 +760,19 @@ std::vector<OutboxStats> EventStore::Stats() const {
     s.depth = static_cast<uint64_t>((*stmt)->Int(2));
     if (s.depth > 0) s.oldest = FromMicros((*stmt)->Int(3));
     out.push_back(std::move(s));
+  }
+  (*stmt)->Reset();
+  return out;
+}
+
+absl::Time EventStore::NextRetryAfter(absl::Time now) const {
+  absl::MutexLock lock(&impl_->mu_);
+  auto stmt = impl_->Stmt(kNextRetry);
+  if (!stmt.ok()) return absl::InfiniteFuture();
+  (*stmt)->Bind(1, ToMicros(now));
+  absl::Time out = absl::InfiniteFuture();
+  if ((*stmt)->Step() == SQLITE_ROW && !(*stmt)->IsNull(0)) {
+    out = FromMicros((*stmt)->Int(0));
   }
   (*stmt)->Reset();
   return out;

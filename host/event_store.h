@@ -115,6 +115,9 @@ class EventStore {
   // finished): one indexed lookup each instead of a pass over all.
   std::vector<OutboxRow> DueDeliveriesFor(
       absl::Time now, const std::vector<std::string>& subscription_ids) const;
+  // The earliest next_attempt after `now` among the subscriptions' oldest
+  // rows (when a retry comes due); InfiniteFuture if none waits.
+  absl::Time NextRetryAfter(absl::Time now) const;
   // NotFound when the row is gone (retention, its subscription deleted).
   absl::Status MarkDelivered(uint64_t row_id);  // deletes the row
   absl::Status MarkFailed(uint64_t row_id,

@@ -13,6 +13,7 @@ lh_cc_test(NAME event_store_test SRCS event_store_test.cc
 
 lh_cc_library(NAME event_framework
   SRCS event_metrics.cc event_router.cc delivery_dispatcher.cc rest_api.cc
+    serving_changes.cc
   DEPS loophost::event_store loophost::events loophost::proto loophost::common
     loophost::operator_api
     prometheus-cpp::core absl::status absl::statusor absl::strings
@@ -20,6 +21,8 @@ lh_cc_library(NAME event_framework
 target_link_libraries(loophost_event_framework PRIVATE PkgConfig::HTTPLIB
   nlohmann_json::nlohmann_json)
 
+lh_cc_test(NAME serving_changes_test SRCS serving_changes_test.cc
+  DEPS loophost::event_framework LABELS unit)
 lh_cc_test(NAME event_router_test SRCS event_router_test.cc
   DEPS loophost::event_framework loophost::event_fakes loophost::testing
     SQLite::SQLite3 nlohmann_json::nlohmann_json LABELS unit)

@@ -93,10 +93,12 @@ std::unique_ptr<PluginSupervisor> LoopHost::MakeSupervisor(
                                                    relay_);
     };
   }
-  return std::make_unique<PluginSupervisor>(
+  auto supervisor = std::make_unique<PluginSupervisor>(
       PluginSupervisor::Identity{plugin.name, plugin.command,
                                  loop.prometheus_port},
       std::move(factory), config_.supervisor, metrics_);
+  supervisor->SetOnServingChange([this] { serving_changes_.Notify(); });
+  return supervisor;
 }
 
 absl::Status LoopHost::StartEvents() {
@@ -234,6 +236,11 @@ std::optional<ServingPlugin> LoopHost::ServingNamed(
     return ServingPlugin{status.name, client->channel(), client};
   }
   return std::nullopt;
+}
+
+std::unique_ptr<ServingChanges::Subscription> LoopHost::WatchServing(
+    std::function<void()> on_change) const {
+  return serving_changes_.Subscribe(std::move(on_change));
 }
 
 std::vector<PluginStatus> LoopHost::ListPlugins() const {

@@ -48,6 +48,8 @@ class LoopHost : public PluginDirectory, public RolePlugins {
       absl::string_view kind) const override;
   std::optional<ServingPlugin> ServingNamed(
       absl::string_view name) const override;
+  std::unique_ptr<ServingChanges::Subscription> WatchServing(
+      std::function<void()> on_change) const override;
   // Blocks until every plugin serves or the deadline passes.
   bool WaitUntilAllServing(absl::Time deadline) const;
 
@@ -65,6 +67,9 @@ class LoopHost : public PluginDirectory, public RolePlugins {
   registry::LoopRegistry registry_;
   PosixProcessLauncher launcher_;
   OutputRelay relay_;
+  // Before the supervisors (which notify it) and the event parts (which
+  // subscribe), so it outlives both.
+  mutable ServingChanges serving_changes_;
   std::vector<std::unique_ptr<PluginSupervisor>>
       supervisors_;  // sorted by name
   std::unique_ptr<OperatorServer> operator_server_;

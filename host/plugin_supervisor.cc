@@ -232,10 +232,9 @@ PluginSupervisor::GenerationEnd PluginSupervisor::Watch(
     }
   }
   // No call may outlive the generation's server (an in-process channel must not
-  // be used after its server stopped), so the stream ends before the kill.
+  // be used after its server stopped), so the stream ends before the kill,
+  // which Run() does once no one can get this generation's client any more.
   stream->CancelAndWait();
-  if (end == GenerationEnd::kHung)
-    absl::StrAppend(why, "; killed: ", instance.Kill());
   return end;
 }
 
@@ -291,13 +290,18 @@ void PluginSupervisor::Run() {
         status_.state = PluginState::kServing;
         status_.last_error.clear();
       }
+      if (on_serving_change_) on_serving_change_();
       metrics_.SetPluginUp(identity_.name, true);
       GenerationEnd end = Watch(*instance, **client, &why);
       {
         absl::MutexLock lock(&mu_);
         client_.reset();
       }
+      if (on_serving_change_) on_serving_change_();
       metrics_.SetPluginUp(identity_.name, false);
+      if (end == GenerationEnd::kHung) {
+        absl::StrAppend(&why, "; killed: ", instance->Kill());
+      }
       if (end == GenerationEnd::kStopRequested) {
         StopGeneration(*instance, *std::move(client));
         break;

@@ -77,6 +77,11 @@ class PluginSupervisor {
   PluginStatus Status() const;
   // The serving generation's client, or null while none serves.
   std::shared_ptr<PluginClient> Client() const;
+  // Called (on the supervision thread) right after Client() changed: a
+  // generation began or stopped serving. Set before Start().
+  void SetOnServingChange(std::function<void()> on_change) {
+    on_serving_change_ = std::move(on_change);
+  }
   bool WaitUntilServing(absl::Time deadline) const;
 
  private:
@@ -99,6 +104,7 @@ class PluginSupervisor {
 
   const Identity identity_;
   const InstanceFactory factory_;
+  std::function<void()> on_serving_change_;
   const SupervisorOptions options_;
   HostMetrics& metrics_;
   UniqueFd stop_event_;  // eventfd, readable once Stop() was called

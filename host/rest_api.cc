@@ -147,6 +147,9 @@ absl::Status RestApi::Start() {
   auto server = std::make_unique<httplib::Server>();
   server->set_socket_options(ListenSocketOptions);
   server->set_keep_alive_timeout(2);
+  // A client that keeps its connection (a publisher posting events) is not
+  // made to reconnect every 5 requests, cpp-httplib's default.
+  server->set_keep_alive_max_count(10000);
   server->set_read_timeout(std::chrono::seconds(5));
   server->set_write_timeout(std::chrono::seconds(5));
   server->set_payload_max_length(options_.max_body_bytes);

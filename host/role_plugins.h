@@ -8,12 +8,14 @@
 
 #include <grpcpp/channel.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "host/serving_changes.h"
 
 namespace loophost::host {
 
@@ -44,6 +46,10 @@ class RolePlugins {
   // The plugin `name` if it serves now.
   virtual std::optional<ServingPlugin> ServingNamed(
       absl::string_view name) const = 0;
+  // Calls `on_change` after any plugin started or stopped serving (a restart
+  // included), until the handle is destroyed; see ServingChanges.
+  virtual std::unique_ptr<ServingChanges::Subscription> WatchServing(
+      std::function<void()> on_change) const = 0;
 };
 
 }  // namespace loophost::host

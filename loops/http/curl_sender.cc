@@ -1,11 +1,19 @@
 // CurlSender (see curl_sender.h). One worker thread owns the multi handle and
 // every easy handle; other threads only append to `submitted_` under mu_ and
-// wake the worker with curl_multi_wakeup. Easy handles are pooled: a reused
-// handle keeps its common options, and connections live in the multi handle's
-// cache, so they outlive the transfers that opened them.
+// wake the worker through an eventfd. The worker drives libcurl with its
+// socket interface (curl_multi_socket_action) over its own epoll set, so a
+// wakeup costs in proportion to the sockets that are ready, not to all the
+// transfers in flight. Easy handles are pooled: a reused handle keeps its
+// common options, and connections live in the multi handle's cache, so they
+// outlive the transfers that opened them.
 #include "loops/http/curl_sender.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <utility>
@@ -27,8 +35,7 @@ constexpr char kDefaultContentType[] = "application/json";
 // While requests are in flight the worker comes round at least this often, so
 // that the watchdog can tell a busy worker from a stuck one.
 constexpr int kBusyPollMs = 1000;
-// Nothing in flight: sleep until Post() or Stop() wakes us.
-constexpr int kIdlePollMs = INT_MAX;
+constexpr int kMaxEvents = 256;  // per epoll_wait
 
 size_t DiscardBody(char* /*data*/, size_t size, size_t count, void* /*user*/) {
   return size * count;
@@ -130,6 +137,23 @@ absl::Status CurlSender::Init() {
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_idle);
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
                     static_cast<CurlLong>(options_.max_host_connections));
+  epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!epoll_.valid() || !wake_fd_.valid()) {
+    return absl::InternalError(
+        absl::StrCat("epoll/eventfd: ", std::strerror(errno)));
+  }
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &wake) != 0) {
+    return absl::InternalError(
+        absl::StrCat("epoll_ctl: ", std::strerror(errno)));
+  }
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlSender::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlSender::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   {
     absl::MutexLock lock(&mu_);
     last_turn_ = absl::Now();
@@ -140,23 +164,32 @@ absl::Status CurlSender::Init() {
 }
 
 void CurlSender::Post(HttpPost post, Callback done) {
-  Pending pending{std::move(post), std::move(done), Clock::now()};
+  std::vector<Request> one;
+  one.push_back({std::move(post), std::move(done)});
+  PostAll(std::move(one));
+}
+
+void CurlSender::PostAll(std::vector<Request> requests) {
+  const Clock::time_point now = Clock::now();
   {
     absl::MutexLock lock(&mu_);
     if (!stop_) {
-      submitted_.push_back(std::move(pending));
+      for (Request& r : requests) {
+        submitted_.push_back({std::move(r.post), std::move(r.done), now});
+      }
       if (!wake_pending_) {
         wake_pending_ = true;
-        // Under mu_: Stop() sets stop_ under it before the multi handle goes.
-        curl_multi_wakeup(multi_);
+        Wake();
       }
       return;
     }
   }
-  HttpPostResult result;
-  result.outcome = HttpOutcome::kFailed;
-  result.error = "transport stopped";
-  pending.done(std::move(result));
+  for (Request& r : requests) {
+    HttpPostResult result;
+    result.outcome = HttpOutcome::kFailed;
+    result.error = "transport stopped";
+    r.done(std::move(result));
+  }
 }
 
 void CurlSender::Stop() {
@@ -164,7 +197,7 @@ void CurlSender::Stop() {
     {
       absl::MutexLock lock(&mu_);
       stop_ = true;
-      if (multi_ != nullptr) curl_multi_wakeup(multi_);
+      if (wake_fd_.valid()) Wake();
     }
     if (worker_.joinable()) worker_.join();
     if (watchdog_.joinable()) watchdog_.join();
@@ -184,8 +217,51 @@ CurlSender::Stats CurlSender::GetStats() const {
                connections_opened_};
 }
 
+void CurlSender::Wake() {
+  const uint64_t one = 1;
+  // Fails only when the counter is about to overflow: a wakeup is pending.
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+int CurlSender::OnSocket(CURL* /*easy*/, curl_socket_t socket, int what,
+                         void* self, void* /*socketp*/) {
+  auto* sender = static_cast<CurlSender*>(self);
+  if (what == CURL_POLL_REMOVE) {
+    // The socket may be closed already; then the kernel dropped it itself.
+    ::epoll_ctl(sender->epoll_.get(), EPOLL_CTL_DEL, socket, nullptr);
+    sender->watched_.erase(socket);
+    return 0;
+  }
+  epoll_event event{};
+  event.data.fd = socket;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) event.events |= EPOLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
+    event.events |= EPOLLOUT;
+  }
+  const bool known = sender->watched_.count(socket) > 0;
+  if (::epoll_ctl(sender->epoll_.get(), known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                  socket, &event) != 0 &&
+      errno == (known ? ENOENT : EEXIST)) {
+    // libcurl reused a number the kernel already recycled: follow it.
+    ::epoll_ctl(sender->epoll_.get(), known ? EPOLL_CTL_ADD : EPOLL_CTL_MOD,
+                socket, &event);
+  }
+  sender->watched_.insert(socket);
+  return 0;
+}
+
+int CurlSender::OnTimer(CURLM* /*multi*/, long timeout_ms,  // NOLINT
+                        void* self) {
+  auto* sender = static_cast<CurlSender*>(self);
+  sender->timer_due_ =
+      timeout_ms < 0 ? Clock::time_point::max()
+                     : Clock::now() + std::chrono::milliseconds(timeout_ms);
+  return 0;
+}
+
 void CurlSender::Run() {
   std::vector<Pending> incoming;
+  epoll_event events[kMaxEvents];
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -197,19 +273,44 @@ void CurlSender::Run() {
     for (Pending& p : incoming) queue_.push_back(std::move(p));
     incoming.clear();
     StartTransfers();
-    int running = 0;
-    curl_multi_perform(multi_, &running);
-    FinishTransfers();
-    // Slots freed above go to queued requests at once; libcurl's timer for a
-    // new handle is 0 ms, so the poll below returns straight away for it.
-    StartTransfers();
     {
       absl::MutexLock lock(&mu_);
       published_in_flight_ = in_flight_;
       published_queued_ = static_cast<int>(queue_.size());
     }
-    curl_multi_poll(multi_, nullptr, 0,
-                    in_flight_ > 0 ? kBusyPollMs : kIdlePollMs, nullptr);
+    // Sleep until a socket is ready, libcurl's timer is due, or Post()/Stop()
+    // wakes us; with nothing in flight and no timer, for as long as it takes.
+    int wait_ms = -1;
+    if (timer_due_ != Clock::time_point::max()) {
+      wait_ms = static_cast<int>(std::clamp<int64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(timer_due_ -
+                                                       Clock::now())
+              .count(),
+          0, INT_MAX));
+    }
+    if (in_flight_ > 0 && (wait_ms < 0 || wait_ms > kBusyPollMs)) {
+      wait_ms = kBusyPollMs;
+    }
+    const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, wait_ms);
+    int running = 0;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_.get()) {
+        uint64_t count = 0;
+        (void)!::read(fd, &count, sizeof(count));
+        continue;
+      }
+      int flags = 0;
+      if (events[i].events & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (events[i].events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi_, fd, flags, &running);
+    }
+    if (timer_due_ != Clock::time_point::max() && Clock::now() >= timer_due_) {
+      timer_due_ = Clock::time_point::max();  // the call may set a new one
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    FinishTransfers();
   }
   FailAll("transport stopped");
 }

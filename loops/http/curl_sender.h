@@ -1,6 +1,6 @@
 // CurlSender: the HTTP transport's engine. POSTs bodies to http(s) endpoints
-// with libcurl's multi interface on one worker thread that sleeps in
-// curl_multi_poll (no timers, no wakeups while idle). Each request is its own
+// with libcurl's multi socket interface on one worker thread that sleeps in
+// epoll_wait (no timers, no wakeups while idle). Each request is its own
 // easy handle, so a slow or dead endpoint holds only its own slot; keep-alive
 // connections stay in the multi handle's cache and are reused. At most
 // max_in_flight requests run at once; the rest wait in FIFO order.
@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 
 namespace loophost::loops::http {
 
@@ -86,9 +88,16 @@ class CurlSender {
   // Stop().
   ~CurlSender();
 
+  struct Request {
+    HttpPost post;
+    Callback done;
+  };
+
   // Queues one POST; `done` is called exactly once (after Stop(): at once,
   // with kFailed).
   void Post(HttpPost post, Callback done);
+  // Queues several, in order, with one wakeup of the worker.
+  void PostAll(std::vector<Request> requests);
 
   // Ends the worker: requests still queued or in flight complete with kFailed
   // "transport stopped". Idempotent.
@@ -115,6 +124,12 @@ class CurlSender {
   explicit CurlSender(CurlSenderOptions options);
   absl::Status Init();
   void Run();
+  void Wake();  // the worker's eventfd
+  // libcurl's socket and timer callbacks (worker thread).
+  static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* self,
+                      void* socketp);
+  static int OnTimer(CURLM* multi, long timeout_ms,  // NOLINT(runtime/int)
+                     void* self);
   void Watchdog();
   void StartTransfers();
   void FinishTransfers();
@@ -124,8 +139,12 @@ class CurlSender {
 
   const CurlSenderOptions options_;
   CURLM* multi_ = nullptr;
+  UniqueFd epoll_;
+  UniqueFd wake_fd_;
 
   // Worker-only state.
+  std::set<curl_socket_t> watched_;                         // in the epoll set
+  Clock::time_point timer_due_ = Clock::time_point::max();  // libcurl's timer
   std::deque<Pending> queue_;
   std::vector<std::unique_ptr<Transfer>> transfers_;  // every one made
   std::vector<Transfer*> idle_transfers_;             // not in flight

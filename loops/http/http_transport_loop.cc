@@ -1,6 +1,7 @@
 // HttpTransportLoop (see http_transport_loop.h). The Deliver stream is a
-// callback-API reactor: reads feed the CurlSender, its results are written
-// back one at a time (gRPC allows one outstanding write). The reactor is held
+// callback-API reactor: each batch read goes to the CurlSender in one go; its
+// results are written back in batches (gRPC allows one outstanding write: what
+// completes meanwhile waits and goes in the next). The reactor is held
 // by a shared_ptr that the sender's callbacks share, so a result arriving after
 // the RPC ended finds a live object and is dropped. Reads pause while a
 // stream has `window` deliveries unanswered: gRPC flow control then pushes
@@ -65,7 +66,8 @@ const char* OutcomeName(HttpOutcome o) {
 }
 
 class DeliverReactor final
-    : public grpc::ServerBidiReactor<v1::Delivery, v1::DeliveryResult>,
+    : public grpc::ServerBidiReactor<v1::DeliveryBatch,
+                                     v1::DeliveryResultBatch>,
       public std::enable_shared_from_this<DeliverReactor> {
  public:
   DeliverReactor(CurlSender& sender, TransportMetrics& metrics, int window)
@@ -74,7 +76,7 @@ class DeliverReactor final
   // Keeps itself alive until OnDone.
   void Begin() {
     self_ = shared_from_this();
-    StartRead(&delivery_);
+    StartRead(&reading_);
   }
 
   void OnReadDone(bool ok) override {
@@ -86,50 +88,43 @@ class DeliverReactor final
       MaybeFinish();
       return;
     }
-    v1::Delivery delivery = std::move(delivery_);
-    delivery_.Clear();
+    v1::DeliveryBatch batch = std::move(reading_);
+    reading_.Clear();
     bool read_more = false;
     {
       absl::MutexLock lock(&mu_);
-      ++unanswered_;
+      unanswered_ += batch.deliveries_size();
       read_more = unanswered_ < window_;
       read_paused_ = !read_more;
     }
-    Submit(std::move(delivery));
-    if (read_more) StartRead(&delivery_);
+    Submit(batch);
+    if (read_more) StartRead(&reading_);
   }
 
   void OnWriteDone(bool ok) override {
     bool write_next = false;
-    bool more_queued = false;
     bool read_again = false;
     {
       absl::MutexLock lock(&mu_);
-      --unanswered_;
+      unanswered_ -= writing_.results_size();
+      writing_.Clear();
       if (!ok) {
         broken_ = true;
-        writing_ = false;
-      } else if (!results_.empty() && !cancelled_) {
-        writing_result_ = std::move(results_.front());
-        results_.pop_front();
+        write_in_progress_ = false;
+      } else if (pending_.results_size() > 0 && !cancelled_) {
+        // Everything that completed while the last write was out goes in one.
+        writing_.Swap(&pending_);
         write_next = true;
-        // More follow at once: let gRPC coalesce them into fewer frames and
-        // syscalls; the last one (no hint) flushes.
-        more_queued = !results_.empty();
       } else {
-        writing_ = false;
+        write_in_progress_ = false;
       }
       if (read_paused_ && unanswered_ < window_ && !broken_ && !cancelled_) {
         read_paused_ = false;
         read_again = true;
       }
     }
-    if (write_next) {
-      StartWrite(&writing_result_, more_queued
-                                       ? grpc::WriteOptions().set_buffer_hint()
-                                       : grpc::WriteOptions());
-    }
-    if (read_again) StartRead(&delivery_);
+    if (write_next) StartWrite(&writing_);
+    if (read_again) StartRead(&reading_);
     MaybeFinish();
   }
 
@@ -148,31 +143,38 @@ class DeliverReactor final
   }
 
  private:
-  void Submit(v1::Delivery delivery) {
-    const uint64_t id = delivery.delivery_id();
-    if (absl::Status st = CheckHttpUrl(delivery.endpoint()); !st.ok()) {
-      metrics_.Rejected();
-      v1::DeliveryResult result;
-      result.set_delivery_id(id);
-      result.set_error(absl::StrCat("endpoint \"", delivery.endpoint(),
-                                    "\": ", st.message()));
-      Enqueue(std::move(result));
-      return;
+  // Hands the batch's valid deliveries to the sender at once (one wakeup of
+  // its worker); an invalid endpoint is answered here.
+  void Submit(v1::DeliveryBatch& batch) {
+    std::vector<CurlSender::Request> requests;
+    requests.reserve(batch.deliveries_size());
+    for (v1::Delivery& delivery : *batch.mutable_deliveries()) {
+      const uint64_t id = delivery.delivery_id();
+      if (absl::Status st = CheckHttpUrl(delivery.endpoint()); !st.ok()) {
+        metrics_.Rejected();
+        v1::DeliveryResult result;
+        result.set_delivery_id(id);
+        result.set_error(absl::StrCat("endpoint \"", delivery.endpoint(),
+                                      "\": ", st.message()));
+        Enqueue(std::move(result));
+        continue;
+      }
+      metrics_.Accepted();
+      HttpPost post;
+      post.url = delivery.endpoint();
+      post.body = std::move(*delivery.mutable_body());
+      post.content_type = delivery.content_type();
+      post.timeout = RequestTimeout(delivery.timeout_ms());
+      requests.push_back(
+          {std::move(post),
+           [self = shared_from_this(), id,
+            endpoint = std::move(*delivery.mutable_endpoint()),
+            subscription = std::move(*delivery.mutable_subscription_id())](
+               const HttpPostResult& r) {
+             self->OnPosted(id, endpoint, subscription, r);
+           }});
     }
-    metrics_.Accepted();
-    HttpPost post;
-    post.url = delivery.endpoint();
-    post.body = std::move(*delivery.mutable_body());
-    post.content_type = delivery.content_type();
-    post.timeout = RequestTimeout(delivery.timeout_ms());
-    sender_.Post(
-        std::move(post),
-        [self = shared_from_this(), id,
-         endpoint = std::move(*delivery.mutable_endpoint()),
-         subscription = std::move(*delivery.mutable_subscription_id())](
-            const HttpPostResult& r) {
-          self->OnPosted(id, endpoint, subscription, r);
-        });
+    if (!requests.empty()) sender_.PostAll(std::move(requests));
   }
 
   void OnPosted(uint64_t id, const std::string& endpoint,
@@ -198,25 +200,26 @@ class DeliverReactor final
     Enqueue(std::move(result));
   }
 
+  // Writes the result now if no write is out, else adds it to the next batch.
   void Enqueue(v1::DeliveryResult result) {
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || broken_ || cancelled_) return;
-      if (writing_) {
-        results_.push_back(std::move(result));
+      if (write_in_progress_) {
+        *pending_.add_results() = std::move(result);
         return;
       }
-      writing_ = true;
-      writing_result_ = std::move(result);
+      write_in_progress_ = true;
+      *writing_.add_results() = std::move(result);
     }
-    StartWrite(&writing_result_);
+    StartWrite(&writing_);
   }
 
   void MaybeFinish() {
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || writing_) return;  // a write ends first
+      if (finished_ || write_in_progress_) return;  // a write ends first
       if (broken_ || cancelled_) {
         status = grpc::Status(grpc::StatusCode::CANCELLED, "stream ended");
       } else if (!reads_done_ || unanswered_ > 0) {
@@ -231,13 +234,15 @@ class DeliverReactor final
   TransportMetrics& metrics_;
   const int window_;
   std::shared_ptr<DeliverReactor> self_;
-  v1::Delivery delivery_;              // the one read in progress
-  v1::DeliveryResult writing_result_;  // the one write in progress
+  v1::DeliveryBatch reading_;  // the read in progress
 
   absl::Mutex mu_;
-  std::deque<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+  // The write in progress (gRPC allows one: its owner is whoever set
+  // write_in_progress_), and the results for the next.
+  v1::DeliveryResultBatch writing_;
+  v1::DeliveryResultBatch pending_ ABSL_GUARDED_BY(mu_);
   int unanswered_ ABSL_GUARDED_BY(mu_) = 0;  // read, result not yet written
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_in_progress_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
@@ -288,7 +293,7 @@ class TransportService final : public v1::Transport::CallbackService {
     metrics_ = metrics;
   }
 
-  grpc::ServerBidiReactor<v1::Delivery, v1::DeliveryResult>* Deliver(
+  grpc::ServerBidiReactor<v1::DeliveryBatch, v1::DeliveryResultBatch>* Deliver(
       grpc::CallbackServerContext* /*context*/) override {
     auto reactor = std::make_shared<DeliverReactor>(
         *sender_, *metrics_, 4 * sender_->options().max_in_flight);

@@ -1,8 +1,9 @@
 // HttpTransportLoop: the "http" loop (kind "transport"). It serves
-// loophost.v1.Transport: Deliver takes the host's deliveries on a stream and
-// POSTs each body to its endpoint through a CurlSender, answering with one
-// DeliveryResult per delivery as soon as that endpoint answered (results
-// come in completion order, not arrival order); CheckEndpoint is one POST.
+// loophost.v1.Transport: Deliver takes the host's batches of deliveries on a
+// stream and POSTs each body to its endpoint through a CurlSender, answering
+// with one DeliveryResult per delivery as soon as that endpoint answered
+// (results come in completion order, batched when several are ready at
+// once); CheckEndpoint is one POST.
 // Configured from its environment (ParseHttpTransportConfig). Metrics: the
 // seed's cne_transport_* family plus request latency; health check
 // "http.transport". The loop is owned by its LoopServer.

@@ -68,6 +68,12 @@ v1::Delivery MakeDelivery(uint64_t id, const std::string& endpoint,
   return d;
 }
 
+v1::DeliveryBatch Batch(const std::vector<v1::Delivery>& deliveries) {
+  v1::DeliveryBatch batch;
+  for (const v1::Delivery& d : deliveries) *batch.add_deliveries() = d;
+  return batch;
+}
+
 class HttpTransportLoopTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -97,18 +103,21 @@ class HttpTransportLoopTest : public ::testing::Test {
     return context;
   }
 
-  // Writes every delivery, half-closes, reads every result (in the order they
-  // came) and the final status.
+  // Writes every delivery in one batch, half-closes, reads every result (in
+  // the order they came) and the final status.
   std::vector<v1::DeliveryResult> DeliverAll(
       const std::vector<v1::Delivery>& deliveries,
       grpc::Status* status = nullptr) {
     auto context = Context();
     auto stream = stub_->Deliver(context.get());
-    for (const v1::Delivery& d : deliveries) EXPECT_TRUE(stream->Write(d));
+    EXPECT_TRUE(stream->Write(Batch(deliveries)));
     EXPECT_TRUE(stream->WritesDone());
     std::vector<v1::DeliveryResult> results;
-    v1::DeliveryResult r;
-    while (stream->Read(&r)) results.push_back(r);
+    v1::DeliveryResultBatch batch;
+    while (stream->Read(&batch)) {
+      results.insert(results.end(), batch.results().begin(),
+                     batch.results().end());
+    }
     grpc::Status st = stream->Finish();
     if (status != nullptr) *status = st;
     return results;
@@ -195,17 +204,19 @@ TEST_F(HttpTransportLoopTest, AnswersInCompletionOrder) {
   LoopbackHttpServer& fast = Subscriber(204);
   auto context = Context();
   auto stream = stub_->Deliver(context.get());
-  ASSERT_TRUE(stream->Write(MakeDelivery(1, slow.Url())));
+  ASSERT_TRUE(stream->Write(Batch({MakeDelivery(1, slow.Url())})));
   ASSERT_TRUE(slow.WaitForActive(1, absl::Seconds(20)));
-  ASSERT_TRUE(stream->Write(MakeDelivery(2, fast.Url())));
-  v1::DeliveryResult r;
+  ASSERT_TRUE(stream->Write(Batch({MakeDelivery(2, fast.Url())})));
+  v1::DeliveryResultBatch r;
   ASSERT_TRUE(stream->Read(&r));
-  EXPECT_EQ(r.delivery_id(), 2u);  // the slow one did not hold it up
-  EXPECT_TRUE(r.delivered());
+  ASSERT_EQ(r.results_size(), 1);
+  EXPECT_EQ(r.results(0).delivery_id(), 2u);  // the slow one did not wait
+  EXPECT_TRUE(r.results(0).delivered());
   slow.Release();
   ASSERT_TRUE(stream->Read(&r));
-  EXPECT_EQ(r.delivery_id(), 1u);
-  EXPECT_TRUE(r.delivered());
+  ASSERT_EQ(r.results_size(), 1);
+  EXPECT_EQ(r.results(0).delivery_id(), 1u);
+  EXPECT_TRUE(r.results(0).delivered());
   ASSERT_TRUE(stream->WritesDone());
   EXPECT_FALSE(stream->Read(&r));
   EXPECT_TRUE(stream->Finish().ok());
@@ -217,10 +228,10 @@ TEST_F(HttpTransportLoopTest, ACancelledStreamLeavesTheLoopServing) {
   {
     auto context = Context();
     auto stream = stub_->Deliver(context.get());
-    ASSERT_TRUE(stream->Write(MakeDelivery(1, slow.Url())));
+    ASSERT_TRUE(stream->Write(Batch({MakeDelivery(1, slow.Url())})));
     ASSERT_TRUE(slow.WaitForActive(1, absl::Seconds(20)));
     context->TryCancel();
-    v1::DeliveryResult r;
+    v1::DeliveryResultBatch r;
     EXPECT_FALSE(stream->Read(&r));
     EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }

@@ -131,21 +131,24 @@ TEST(LoopHttpBinaryTest, DeliversOverItsUnixSocketAndStopsOnSigterm) {
     auto stub = v1::Transport::NewStub(channel);
     auto context = Context();
     auto stream = stub->Deliver(context.get());
+    v1::DeliveryBatch batch;
     for (uint64_t id = 1; id <= 3; ++id) {
-      v1::Delivery d;
+      v1::Delivery& d = *batch.add_deliveries();
       d.set_delivery_id(id);
       d.set_endpoint(subscriber.Url("/events"));
       d.set_body(absl::StrCat(R"({"id":")", id, R"("})"));
       d.set_content_type("application/json");
-      ASSERT_TRUE(stream->Write(d));
     }
+    ASSERT_TRUE(stream->Write(batch));
     ASSERT_TRUE(stream->WritesDone());
     std::vector<uint64_t> delivered;
-    v1::DeliveryResult r;
-    while (stream->Read(&r)) {
-      EXPECT_TRUE(r.delivered()) << r.error();
-      EXPECT_EQ(r.http_status(), 204);
-      delivered.push_back(r.delivery_id());
+    v1::DeliveryResultBatch results;
+    while (stream->Read(&results)) {
+      for (const v1::DeliveryResult& r : results.results()) {
+        EXPECT_TRUE(r.delivered()) << r.error();
+        EXPECT_EQ(r.http_status(), 204);
+        delivered.push_back(r.delivery_id());
+      }
     }
     EXPECT_TRUE(stream->Finish().ok());
     EXPECT_THAT(delivered, ::testing::UnorderedElementsAre(1, 2, 3));

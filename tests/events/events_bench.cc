@@ -1,7 +1,8 @@
 // events-bench: the event path's speed with the real binaries. It starts
 // loophost (the PTP loop in-process for the publishers, the HTTP transport
-// in-process or as loop-http), N loopback subscribers (httplib servers on
-// port 0, v2 subscriptions), then posts events to create/event at a rate and
+// in-process or as loop-http), N loopback subscribers (Go net/http servers on
+// port 0 in one process, v2 subscriptions), then posts events to create/event
+// at a rate and
 // measures, per delivery, the time from the host accepting the event (the 202)
 // to the subscriber having the POST. Also: the highest sustained deliveries/s
 // (events posted as fast as the host takes them) and loophost's CPU while idle.
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -25,12 +27,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/loophost_process.h"
 
 namespace {
@@ -48,65 +53,78 @@ struct Options {
   bool http_child = false;
 };
 
-// Receipt times of each event's deliveries, keyed by the event's value
-// (its sequence number in this run).
-class Receipts {
+// The subscribers: LH_GOSUBSCRIBER_BINARY (tests/events/gosubscriber), N Go
+// net/http servers in one process, as O-Cloud consumers are usually written.
+// Each records the arrival time of every event whose first value is the
+// bench's sequence number; its control port hands them over.
+class Subscribers {
  public:
-  void Add(int64_t seq, absl::Time at) {
-    absl::MutexLock lock(&mu_);
-    at_[seq].push_back(at);
-    ++total_;
-  }
-  size_t total() const {
-    absl::MutexLock lock(&mu_);
-    return total_;
-  }
-  std::map<int64_t, std::vector<absl::Time>> Take() {
-    absl::MutexLock lock(&mu_);
-    total_ = 0;
-    return std::move(at_);
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::map<int64_t, std::vector<absl::Time>> at_;
-  size_t total_ = 0;
-};
-
-class Subscriber {
- public:
-  explicit Subscriber(Receipts& receipts) {
-    server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
-    // As real subscribers (Go's net/http) do: no Nagle delay on the answers.
-    server_.set_tcp_nodelay(true);
-    server_.Post("/event", [&receipts](const httplib::Request& req,
-                                       httplib::Response& res) {
-      const absl::Time now = absl::Now();
-      res.status = 204;
-      json j = json::parse(req.body, nullptr, false);
-      if (!j.is_object() || !j.contains("data")) return;  // the check POST
-      const json& values = j["data"]["values"];
-      if (!values.is_array() || values.empty()) return;
-      int64_t seq = 0;
-      if (absl::SimpleAtoi(values[0].value("value", ""), &seq)) {
-        receipts.Add(seq, now);
+  static std::unique_ptr<Subscribers> Start(int n, const std::string& dir) {
+    auto s = std::unique_ptr<Subscribers>(new Subscribers());
+    loophost::testing::ChildOptions child;
+    child.argv = {LH_GOSUBSCRIBER_BINARY, "-n", absl::StrCat(n)};
+    child.env = {"GOMAXPROCS=2"};
+    child.stdout_path = dir + "/gosubscriber.out";
+    child.stderr_path = dir + "/gosubscriber.err";
+    auto process = loophost::testing::ChildProcess::Spawn(child);
+    if (!process.ok()) return nullptr;
+    s->process_ = *std::move(process);
+    std::string line;
+    if (!loophost::testing::WaitFor(
+            [&] {
+              line = loophost::testing::ReadFileOrEmpty(child.stdout_path);
+              return absl::EndsWith(line, "\n");
+            },
+            absl::Seconds(30), "gosubscriber's ports")) {
+      return nullptr;
+    }
+    int control = 0;
+    for (absl::string_view field :
+         absl::StrSplit(absl::StripAsciiWhitespace(line), ' ')) {
+      if (absl::ConsumePrefix(&field, "control=")) {
+        (void)absl::SimpleAtoi(field, &control);
+      } else if (absl::ConsumePrefix(&field, "subscribers=")) {
+        for (absl::string_view port : absl::StrSplit(field, ',')) {
+          s->urls_.push_back(absl::StrCat("http://127.0.0.1:", port, "/event"));
+        }
       }
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    }
+    if (control == 0 || static_cast<int>(s->urls_.size()) != n) return nullptr;
+    s->control_ = std::make_unique<httplib::Client>("127.0.0.1", control);
+    s->control_->set_keep_alive(true);
+    return s;
   }
-  ~Subscriber() {
-    server_.stop();
-    thread_.join();
+
+  const std::string& Url(int i) const { return urls_[i]; }
+
+  // Events recorded since the last Take().
+  size_t Count() {
+    size_t n = 0;
+    if (auto r = control_->Get("/count")) (void)absl::SimpleAtoi(r->body, &n);
+    return n;
   }
-  std::string Url() const {
-    return absl::StrCat("http://127.0.0.1:", port_, "/event");
+
+  // The arrival times of each event's deliveries, keyed by sequence number.
+  std::map<int64_t, std::vector<absl::Time>> Take() {
+    std::map<int64_t, std::vector<absl::Time>> at;
+    auto r = control_->Get("/receipts");
+    if (!r) return at;
+    for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+      std::pair<absl::string_view, absl::string_view> f =
+          absl::StrSplit(line, ' ');
+      int64_t seq = 0, ns = 0;
+      if (absl::SimpleAtoi(f.first, &seq) && absl::SimpleAtoi(f.second, &ns)) {
+        at[seq].push_back(absl::FromUnixNanos(ns));
+      }
+    }
+    return at;
   }
 
  private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  Subscribers() = default;
+  std::unique_ptr<loophost::testing::ChildProcess> process_;
+  std::unique_ptr<httplib::Client> control_;
+  std::vector<std::string> urls_;
 };
 
 double Percentile(std::vector<double> v, double p) {
@@ -172,12 +190,15 @@ int Run(const Options& o) {
     return 1;
   }
 
-  Receipts receipts;
-  std::vector<std::unique_ptr<Subscriber>> subscribers;
+  std::unique_ptr<Subscribers> subscribers =
+      Subscribers::Start(o.subscribers, h.work_dir());
+  if (subscribers == nullptr) {
+    std::fprintf(stderr, "the subscribers did not start\n");
+    return 1;
+  }
   for (int i = 0; i < o.subscribers; ++i) {
-    subscribers.push_back(std::make_unique<Subscriber>(receipts));
     json body = {{"ResourceAddress", resource},
-                 {"EndpointUri", subscribers.back()->Url()}};
+                 {"EndpointUri", subscribers->Url(i)}};
     auto r = api.Post("/api/ocloudNotifications/v2/subscriptions", body.dump(),
                       "application/json");
     if (!r || r->status != 201) {
@@ -186,7 +207,7 @@ int Run(const Options& o) {
       return 1;
     }
   }
-  receipts.Take();
+  subscribers->Take();
 
   int64_t seq = 0;
   // `accepted` gets the time just before the request: the host accepts the
@@ -218,9 +239,9 @@ int Run(const Options& o) {
       post(&accepted);
     }
     const size_t expected = accepted.size() * o.subscribers;
-    h.WaitFor([&] { return receipts.total() >= expected; }, absl::Seconds(120),
-              "every delivery");
-    auto got = receipts.Take();
+    h.WaitFor([&] { return subscribers->Count() >= expected; },
+              absl::Seconds(120), "every delivery");
+    auto got = subscribers->Take();
     std::vector<double> us;
     for (const auto& [s, times] : got) {
       auto it = accepted.find(s);
@@ -249,21 +270,27 @@ int Run(const Options& o) {
   // up (at most `window` deliveries outstanding), count what arrives.
   {
     std::atomic<bool> stop{false};
+    std::atomic<size_t> arrived_so_far{0};
     const size_t window = 20 * static_cast<size_t>(o.subscribers);
-    const size_t before = receipts.total();
     const absl::Time start = absl::Now();
     std::thread poster([&] {
       size_t posted = 0;
       while (!stop.load()) {
-        if (posted * o.subscribers > receipts.total() - before + window) {
+        if (posted * o.subscribers > arrived_so_far.load() + window) {
           absl::SleepFor(absl::Microseconds(200));  // flow control
           continue;
         }
         if (post(nullptr)) ++posted;
       }
     });
-    absl::SleepFor(absl::Seconds(o.max_seconds));  // the measuring window
-    const size_t arrived = receipts.total() - before;
+    // The poster's flow control learns what arrived from here (the control
+    // port), not from a request per event.
+    const absl::Time end = start + absl::Seconds(o.max_seconds);
+    while (absl::Now() < end) {
+      arrived_so_far = subscribers->Count();
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    const size_t arrived = subscribers->Count();
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     stop = true;
     poster.join();

@@ -35,17 +35,28 @@ void FakeServer::Shutdown() {
 void FakeRolePlugins::Set(const std::string& name,
                           std::vector<std::string> kinds,
                           std::shared_ptr<grpc::Channel> channel) {
-  absl::MutexLock lock(&mu_);
-  Entry& e = plugins_[name];
-  e.kinds = std::move(kinds);
-  e.serving.name = name;
-  e.serving.channel = std::move(channel);
-  e.serving.generation = std::make_shared<int>(0);  // a new identity
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& e = plugins_[name];
+    e.kinds = std::move(kinds);
+    e.serving.name = name;
+    e.serving.channel = std::move(channel);
+    e.serving.generation = std::make_shared<int>(0);  // a new identity
+  }
+  changes_.Notify();
 }
 
 void FakeRolePlugins::Remove(const std::string& name) {
-  absl::MutexLock lock(&mu_);
-  plugins_.erase(name);
+  {
+    absl::MutexLock lock(&mu_);
+    plugins_.erase(name);
+  }
+  changes_.Notify();
+}
+
+std::unique_ptr<host::ServingChanges::Subscription>
+FakeRolePlugins::WatchServing(std::function<void()> on_change) const {
+  return changes_.Subscribe(std::move(on_change));
 }
 
 std::vector<host::ServingPlugin> FakeRolePlugins::ServingWithKind(
@@ -210,11 +221,12 @@ void FakeTransport::Release(const std::string& endpoint) {
     holding_.erase(it);
   }
   for (const Parked& p : parked) {
-    pb::DeliveryResult result;
+    pb::DeliveryResultBatch batch;
+    pb::DeliveryResult& result = *batch.add_results();
     result.set_delivery_id(p.delivery_id);
     result.set_delivered(true);
     result.set_http_status(204);
-    p.stream->Write(result);
+    p.stream->Write(batch);
   }
 }
 
@@ -310,22 +322,25 @@ grpc::Status FakeTransport::Deliver(grpc::ServerContext*, Stream* stream) {
     absl::MutexLock lock(&mu_);
     ++streams_;
   }
-  pb::Delivery delivery;
-  while (stream->Read(&delivery)) {
-    bool hold = false;
-    {
-      absl::MutexLock lock(&mu_);
-      received_.push_back({delivery, absl::Now()});
-      auto it = holding_.find(delivery.endpoint());
-      if (it != holding_.end()) {
-        it->second.push_back({stream, delivery.delivery_id()});
-        hold = true;
+  pb::DeliveryBatch batch;
+  while (stream->Read(&batch)) {
+    pb::DeliveryResultBatch results;
+    for (const pb::Delivery& delivery : batch.deliveries()) {
+      bool hold = false;
+      {
+        absl::MutexLock lock(&mu_);
+        received_.push_back({delivery, absl::Now()});
+        auto it = holding_.find(delivery.endpoint());
+        if (it != holding_.end()) {
+          it->second.push_back({stream, delivery.delivery_id()});
+          hold = true;
+        }
       }
+      if (!hold) *results.add_results() = Answer(delivery);
     }
-    if (hold) continue;
-    pb::DeliveryResult result = Answer(delivery);
+    if (results.results_size() == 0) continue;
     absl::MutexLock lock(&write_mu_);
-    stream->Write(result);
+    stream->Write(results);
   }
   // The stream is gone: forget what was held on it.
   absl::MutexLock write_lock(&write_mu_);

@@ -50,8 +50,11 @@ class FakeRolePlugins : public host::RolePlugins {
       absl::string_view kind) const override;
   std::optional<host::ServingPlugin> ServingNamed(
       absl::string_view name) const override;
+  std::unique_ptr<host::ServingChanges::Subscription> WatchServing(
+      std::function<void()> on_change) const override;
 
  private:
+  mutable host::ServingChanges changes_;
   struct Entry {
     std::vector<std::string> kinds;
     host::ServingPlugin serving;
@@ -145,16 +148,16 @@ class FakeTransport final : public loophost::v1::Transport::Service {
 
   grpc::Status Deliver(
       grpc::ServerContext* context,
-      grpc::ServerReaderWriter<loophost::v1::DeliveryResult,
-                               loophost::v1::Delivery>* stream) override;
+      grpc::ServerReaderWriter<loophost::v1::DeliveryResultBatch,
+                               loophost::v1::DeliveryBatch>* stream) override;
   grpc::Status CheckEndpoint(
       grpc::ServerContext* context,
       const loophost::v1::CheckEndpointRequest* request,
       loophost::v1::CheckEndpointResponse* response) override;
 
  private:
-  using Stream = grpc::ServerReaderWriter<loophost::v1::DeliveryResult,
-                                          loophost::v1::Delivery>;
+  using Stream = grpc::ServerReaderWriter<loophost::v1::DeliveryResultBatch,
+                                          loophost::v1::DeliveryBatch>;
   struct Parked {
     Stream* stream;
     uint64_t delivery_id;

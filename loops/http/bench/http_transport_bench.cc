@@ -219,14 +219,25 @@ nlohmann::json Throughput(const Options& o, Transport& t, Subscribers& subs,
   auto stream = stub->Deliver(&context);
   const int S = subs.size();
   std::vector<uint64_t> next(S, 0);
-  auto send = [&](int s) {
+  // The next delivery of subscriber s, added to `batch` (sent as the host
+  // does: what is due at once goes in one message).
+  v1::DeliveryBatch batch;
+  auto add = [&](int s) {
     const uint64_t id = next[s]++ * S + s;
-    return stream->Write(MakeDelivery(id, subs.url(s)));
+    *batch.add_deliveries() = MakeDelivery(id, subs.url(s));
+  };
+  auto send = [&] {
+    const bool ok = stream->Write(batch);
+    batch.Clear();
+    return ok;
   };
   // Warm up: connections opened, caches filled.
-  for (int s = 0; s < S; ++s) send(s);
-  v1::DeliveryResult r;
-  for (int i = 0; i < S; ++i) stream->Read(&r);
+  for (int s = 0; s < S; ++s) add(s);
+  send();
+  v1::DeliveryResultBatch results;
+  for (int got = 0; got < S && stream->Read(&results);) {
+    got += results.results_size();
+  }
 
   const double cpu0 = CpuMs(t.pid);
   const double cpu_self0 = CpuMs(0);
@@ -235,21 +246,25 @@ nlohmann::json Throughput(const Options& o, Transport& t, Subscribers& subs,
       start + std::chrono::duration_cast<Clock::duration>(
                   std::chrono::duration<double>(o.seconds));
   for (int w = 0; w < o.window; ++w) {
-    for (int s = 0; s < S; ++s) send(s);
+    for (int s = 0; s < S; ++s) add(s);
   }
+  send();
   int64_t done = 0;
   int64_t failed = 0;
   int64_t outstanding = static_cast<int64_t>(S) * o.window;
   bool stopping = false;
-  while (outstanding > 0 && stream->Read(&r)) {
-    --outstanding;
-    ++done;
-    if (!r.delivered()) ++failed;
-    if (!stopping && (done & 63) == 0 && Clock::now() >= end) stopping = true;
-    if (!stopping) {
-      send(static_cast<int>(r.delivery_id() % S));
-      ++outstanding;
+  while (outstanding > 0 && stream->Read(&results)) {
+    for (const v1::DeliveryResult& r : results.results()) {
+      --outstanding;
+      ++done;
+      if (!r.delivered()) ++failed;
+      if (!stopping) {
+        add(static_cast<int>(r.delivery_id() % S));
+        ++outstanding;
+      }
     }
+    if (!stopping && Clock::now() >= end) stopping = true;
+    if (batch.deliveries_size() > 0) send();
   }
   const double secs =
       std::chrono::duration<double>(Clock::now() - start).count();
@@ -291,11 +306,14 @@ nlohmann::json Latency(const Options& o, Transport& t, Subscribers& subs,
   grpc::ClientContext context;
   auto stream = stub->Deliver(&context);
   std::thread reader([&] {
-    v1::DeliveryResult r;
-    while (stream->Read(&r)) {
-      if (r.delivery_id() < n) {
-        answered[r.delivery_id()] = Nanos(Clock::now());
-        delivered[r.delivery_id()] = r.delivered() ? 1 : 0;
+    v1::DeliveryResultBatch results;
+    while (stream->Read(&results)) {
+      const int64_t now = Nanos(Clock::now());
+      for (const v1::DeliveryResult& r : results.results()) {
+        if (r.delivery_id() < n) {
+          answered[r.delivery_id()] = now;
+          delivered[r.delivery_id()] = r.delivered() ? 1 : 0;
+        }
       }
     }
   });
@@ -308,7 +326,9 @@ nlohmann::json Latency(const Options& o, Transport& t, Subscribers& subs,
     // Pacing, not synchronisation: the schedule is the experiment.
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
     sent[i] = Nanos(Clock::now());
-    stream->Write(MakeDelivery(i, subs.url(static_cast<int>(i % S))));
+    v1::DeliveryBatch one;
+    *one.add_deliveries() = MakeDelivery(i, subs.url(static_cast<int>(i % S)));
+    stream->Write(one);
   }
   stream->WritesDone();
   reader.join();
