@@ -3,6 +3,7 @@
 
 #include "loops/example/example_loop.h"
 #include "loops/http/http_transport_loop.h"
+#include "loops/ptp/ptp_config.h"
 #include "loops/ptp/ptp_loop.h"
 
 namespace loophost::host {
@@ -16,11 +17,18 @@ std::vector<BuiltinLoop> BuiltinLoops() {
        "the HTTP transport: POSTs events to subscribers; on unless "
        "HTTP_PLUGIN=false",
        loops::http::MakeHttpTransportLoop, /*enabled_by_default=*/true,
-       /*host_env=*/{"TRANSPORT_HOST"}},
+       /*host_env=*/{"TRANSPORT_HOST"},
+       [](const EnvMap& env) {
+         return loops::http::ParseHttpTransportConfig(env).status();
+       }},
       {"ptp",
        "the PTP monitor: linuxptp logs -> clock state events and "
        "openshift_ptp_* metrics, PTP_PLUGIN=true",
-       loops::ptp::MakePtpLoop},
+       loops::ptp::MakePtpLoop, /*enabled_by_default=*/false,
+       /*host_env=*/{},
+       [](const EnvMap& env) {
+         return loops::ptp::PtpConfigFromEnv(env).status();
+       }},
   };
 }
 

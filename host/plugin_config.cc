@@ -155,6 +155,11 @@ absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(
       for (auto& [key, value] : *lines)
         plugin.extra_env[key] = std::move(value);
     }
+    if (builtin != nullptr && builtin->check_env) {
+      if (absl::Status st = builtin->check_env(plugin.extra_env); !st.ok()) {
+        return absl::InvalidArgumentError(st.message());
+      }
+    }
     out.push_back(std::move(plugin));
   }
   // X_PLUGIN=true for something that is neither built in nor given a command.

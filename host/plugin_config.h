@@ -35,6 +35,10 @@ struct BuiltinLoop {
   bool enabled_by_default = false;
   // Host variables it gets besides its <NAME>_* ones, e.g. TRANSPORT_HOST.
   std::vector<std::string> host_env = {};
+  // Checks the loop's configuration (its <NAME>_* and host_env variables) at
+  // the host's start, so that a bad value stops loophost with one line naming
+  // it instead of failing every start of the loop. Optional.
+  std::function<absl::Status(const EnvMap& env)> check_env = {};
 };
 
 // Which plugins the environment enables, sorted by name:
@@ -44,7 +48,8 @@ struct BuiltinLoop {
 // - any other X_PLUGIN_CMD=PATH: a third-party plugin "x" (disable with
 // X_PLUGIN=false). Errors (InvalidArgument, one line naming the variable): a
 // bad boolean, a command that is not an executable file, an unreadable or
-// malformed env file, X_PLUGIN=true for an unknown X.
+// malformed env file, X_PLUGIN=true for an unknown X, a value a built-in
+// loop's check_env rejects.
 absl::StatusOr<std::vector<PluginConfig>> DiscoverPlugins(
     const EnvMap& host_env, const std::vector<BuiltinLoop>& builtins);
 

@@ -88,6 +88,16 @@ TEST(HostFaults, BadValuesFailFastWithOneLineNamingTheVariable) {
       {{"ECHO_PLUGIN_CMD=/no/such/plugin"},
        "ECHO_PLUGIN_CMD=/no/such/plugin: No such file or directory"},
       {{"FOO_PLUGIN=true"}, "FOO_PLUGIN=true: no built-in loop \"foo\""},
+      // A built-in loop's own variables are checked before anything starts,
+      // in-process or as a child.
+      {{"PTP_PLUGIN=true", "PTP_THRESHOLD_MAX_OFFSET_NS=lots"},
+       "PTP_THRESHOLD_MAX_OFFSET_NS=lots"},
+      {{"PTP_PLUGIN=true", "PTP_HOLDOVER_TIMEOUT_S=-1"},
+       "PTP_HOLDOVER_TIMEOUT_S=-1"},
+      {{"PTP_PLUGIN=true", "PTP_PLUGIN_CMD=/bin/true",
+        "PTP_THRESHOLD_MIN_OFFSET_NS=x"},
+       "PTP_THRESHOLD_MIN_OFFSET_NS=x"},
+      {{"HTTP_TRANSPORT_TIMEOUT=forever"}, "HTTP_TRANSPORT_TIMEOUT=forever"},
   };
   for (const Case& c : cases) {
     RunResult r = RunLoophost(c.env);
