@@ -140,10 +140,11 @@ void DeliveryDispatcher::Run() {
       }
       if (broken) {
         CloseStream("the stream ended");
-      } else if (!serving ||
-                 serving->generation != stream_->serving.generation) {
+      } else if (!serving) {
+        CloseStream("the transport loop stopped serving");
+      } else if (serving->generation != stream_->serving.generation) {
         CloseStream("the transport loop has a new generation");
-      } else if (now - oldest > options_.stall_timeout) {
+      } else if (now - oldest >= options_.stall_timeout) {
         CloseStream("a delivery got no result within the stall timeout");
       }
     }

@@ -60,6 +60,38 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
 CREATE INDEX outbox_by_age ON outbox (enqueued_us);
 )sql",
+    // 2: an event's body is stored once per shape (v1, v2), not once per
+    // subscriber; the last outbox row to go takes its body with it.
+    R"sql(
+CREATE TABLE bodies (
+  id INTEGER PRIMARY KEY,
+  body BLOB NOT NULL
+);
+INSERT INTO bodies (id, body) SELECT id, body FROM outbox;
+CREATE TABLE outbox_v2 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subscription_id TEXT NOT NULL
+      REFERENCES subscriptions(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  body_id INTEGER NOT NULL REFERENCES bodies(id),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  enqueued_us INTEGER NOT NULL,
+  next_attempt_us INTEGER NOT NULL
+);
+INSERT INTO outbox_v2 (id, subscription_id, endpoint, event_id, body_id,
+                       attempts, enqueued_us, next_attempt_us)
+  SELECT id, subscription_id, endpoint, event_id, id, attempts, enqueued_us,
+         next_attempt_us FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
+CREATE INDEX outbox_by_age ON outbox (enqueued_us);
+CREATE INDEX outbox_by_body ON outbox (body_id);
+CREATE TRIGGER outbox_body_gone AFTER DELETE ON outbox
+  WHEN NOT EXISTS (SELECT 1 FROM outbox WHERE body_id = OLD.body_id)
+  BEGIN DELETE FROM bodies WHERE id = OLD.body_id; END;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -367,24 +399,30 @@ constexpr char kUpsertCursor[] =
     "ON CONFLICT (source_plugin) DO UPDATE SET sequence = excluded.sequence";
 // A subscription deleted meanwhile gets no row (instead of failing the whole
 // event on the foreign key).
+constexpr char kInsertBody[] = "INSERT INTO bodies (body) VALUES (?1)";
 constexpr char kInsertOutbox[] =
-    "INSERT INTO outbox (subscription_id, endpoint, event_id, body, attempts, "
-    "enqueued_us, next_attempt_us) SELECT ?1, ?2, ?3, ?4, 0, ?5, ?5 "
+    "INSERT INTO outbox (subscription_id, endpoint, event_id, body_id, "
+    "attempts, enqueued_us, next_attempt_us) SELECT ?1, ?2, ?3, ?4, 0, ?5, ?5 "
     "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)";
+// A body no row took (every subscription was deleted meanwhile).
+constexpr char kDeleteUnusedBody[] =
+    "DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM outbox "
+    "WHERE body_id = ?1)";
 // Each subscription's oldest row, if due, oldest first.
 constexpr char kSelectDue[] =
-    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, o.body, "
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
     "o.attempts, o.enqueued_us, o.next_attempt_us FROM subscriptions s "
     "JOIN outbox o ON o.id = (SELECT MIN(id) FROM outbox WHERE "
-    "subscription_id = s.id) WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
+    "subscription_id = s.id) JOIN bodies b ON b.id = o.body_id "
+    "WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
 constexpr char kNextRetry[] =
     "SELECT MIN(o.next_attempt_us) FROM subscriptions s JOIN outbox o ON o.id "
     "= (SELECT MIN(id) FROM outbox WHERE subscription_id = s.id) WHERE "
     "o.next_attempt_us > ?1";
 constexpr char kSelectHead[] =
-    "SELECT id, subscription_id, endpoint, event_id, body, attempts, "
-    "enqueued_us, next_attempt_us FROM outbox WHERE subscription_id = ?1 "
-    "ORDER BY id LIMIT 1";
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
+    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
+    "ON b.id = o.body_id WHERE o.subscription_id = ?1 ORDER BY o.id LIMIT 1";
 constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
@@ -593,15 +631,33 @@ absl::StatusOr<int> EventStore::EnqueueEvent(
     cursor->Reset();
     if (sequence <= current) return 0;
     int written = 0;
+    LH_ASSIGN_OR_RETURN(Statement * insert_body, impl_->Stmt(kInsertBody));
     LH_ASSIGN_OR_RETURN(Statement * insert, impl_->Stmt(kInsertOutbox));
+    // Each distinct body once (an event has one per API version).
+    std::vector<std::pair<const std::string*, int64_t>> bodies;
     for (const Delivery& d : deliveries) {
+      int64_t body_id = -1;
+      for (const auto& [body, id] : bodies) {
+        if (*body == d.body) body_id = id;
+      }
+      if (body_id < 0) {
+        insert_body->BindBlob(1, d.body);
+        LH_RETURN_IF_ERROR(insert_body->Run("store body"));
+        body_id = sqlite3_last_insert_rowid(impl_->db_);
+        bodies.emplace_back(&d.body, body_id);
+      }
       insert->Bind(1, d.subscription_id)
           .Bind(2, d.endpoint)
           .Bind(3, event_id)
-          .BindBlob(4, d.body)
+          .Bind(4, body_id)
           .Bind(5, now);
       LH_RETURN_IF_ERROR(insert->Run("enqueue"));
       written += sqlite3_changes(impl_->db_);
+    }
+    LH_ASSIGN_OR_RETURN(Statement * unused, impl_->Stmt(kDeleteUnusedBody));
+    for (const auto& [body, id] : bodies) {
+      unused->Bind(1, id);
+      LH_RETURN_IF_ERROR(unused->Run("drop unused body"));
     }
     LH_ASSIGN_OR_RETURN(Statement * upsert, impl_->Stmt(kUpsertCursor));
     upsert->Bind(1, source_plugin).Bind(2, static_cast<int64_t>(sequence));

@@ -93,13 +93,92 @@ class EventStoreTest : public ::testing::Test {
 
 TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
   EXPECT_THAT(RawQuery(path_, "SELECT version FROM schema_version"),
-              ElementsAre("1"));
+              ElementsAre("2"));
   EXPECT_THAT(RawQuery(path_,
                        "SELECT name FROM sqlite_master WHERE type='table' AND "
                        "name NOT LIKE 'sqlite_%' ORDER BY name"),
-              ElementsAre("outbox", "publishers", "schema_version",
+              ElementsAre("bodies", "outbox", "publishers", "schema_version",
                           "source_cursors", "subscriptions"));
   EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("wal"));
+}
+
+TEST_F(EventStoreTest, MigratesAVersion1DatabaseWithItsUndeliveredRows) {
+  // A database as loophost wrote it with schema 1: bodies in the outbox rows.
+  const std::string old_path = dir_->Join("v1.db");
+  RawQuery(old_path, R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE publishers (id TEXT PRIMARY KEY, resource_address TEXT NOT NULL
+  UNIQUE, event_type TEXT NOT NULL, source_plugin TEXT NOT NULL,
+  endpoint_uri TEXT NOT NULL DEFAULT '');
+CREATE TABLE subscriptions (id TEXT PRIMARY KEY, api_version INTEGER NOT NULL
+  CHECK (api_version IN (1, 2)), resource_address TEXT NOT NULL CHECK
+  (resource_address <> ''), endpoint TEXT NOT NULL CHECK (endpoint <> ''),
+  created_us INTEGER NOT NULL, consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (endpoint, resource_address));
+CREATE TABLE source_cursors (source_plugin TEXT PRIMARY KEY,
+  sequence INTEGER NOT NULL);
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, enqueued_us INTEGER NOT NULL,
+  next_attempt_us INTEGER NOT NULL);
+CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
+CREATE INDEX outbox_by_age ON outbox (enqueued_us);
+INSERT INTO subscriptions VALUES ('s1', 2, '/r/a', 'http://127.0.0.1:1/a', 1, 0);
+INSERT INTO outbox VALUES (41, 's1', 'http://127.0.0.1:1/a', 'e1', 'first', 2, 1, 1);
+INSERT INTO outbox VALUES (42, 's1', 'http://127.0.0.1:1/a', 'e2', 'second', 0, 2, 2);
+)sql");
+  auto store = EventStore::Open(old_path);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(RawQuery(old_path, "SELECT version FROM schema_version"),
+              ElementsAre("2"));
+  std::vector<OutboxRow> due = (*store)->DueDeliveries(absl::Now(), {}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].id, 41u);
+  EXPECT_EQ(due[0].body, "first");
+  EXPECT_EQ(due[0].attempts, 2);
+  ASSERT_THAT((*store)->MarkDelivered(41), IsOk());
+  due = (*store)->DueDeliveries(absl::Now(), {}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].body, "second");
+  EXPECT_THAT(RawQuery(old_path, "SELECT body FROM bodies"),
+              ElementsAre("second"));
+  // New rows number on after the migrated ones.
+  ASSERT_THAT((*store)->EnqueueEvent("ptp", 1, "e3",
+                                     {{"s1", "http://127.0.0.1:1/a", "third"}}),
+              IsOk());
+  EXPECT_THAT(RawQuery(old_path, "SELECT id FROM outbox ORDER BY id"),
+              ElementsAre("42", "43"));
+}
+
+TEST_F(EventStoreTest, AnEventsBodyIsStoredOncePerShapeAndGoesWithItsLastRow) {
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  SubscriptionRecord b = Subscribe("http://127.0.0.1:1/b");
+  SubscriptionRecord c = Subscribe("http://127.0.0.1:1/c", "/r/a", 1);
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 1, "e1",
+                                   {{a.id, a.endpoint, "v2 body"},
+                                    {b.id, b.endpoint, "v2 body"},
+                                    {c.id, c.endpoint, "v1 body"}}),
+              IsOkAndHolds(3));
+  EXPECT_THAT(RawQuery(path_, "SELECT body FROM bodies ORDER BY body"),
+              ElementsAre("v1 body", "v2 body"));
+  std::vector<OutboxRow> due = store_->DueDeliveries(absl::Now(), {}, 10);
+  ASSERT_THAT(due, SizeIs(3));
+  EXPECT_EQ(due[1].body, "v2 body");
+  EXPECT_EQ(due[2].body, "v1 body");
+  ASSERT_THAT(store_->MarkDelivered(due[0].id), IsOk());
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"),
+              ElementsAre("2"));  // b still needs the v2 body
+  ASSERT_THAT(store_->DeleteSubscription(b.id), IsOk());  // cascades
+  ASSERT_THAT(store_->MarkDelivered(due[2].id), IsOk());
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
+  // No subscription left to take a row: the body is not kept either.
+  ASSERT_THAT(store_->DeleteSubscription(a.id), IsOk());
+  ASSERT_THAT(store_->DeleteSubscription(c.id), IsOk());
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e2", {{a.id, a.endpoint, "x"}}),
+              IsOkAndHolds(0));
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
 }
 
 TEST_F(EventStoreTest, ReopeningKeepsEverythingAndDoesNotMigrateAgain) {
@@ -119,7 +198,7 @@ TEST_F(EventStoreTest, ReopeningKeepsEverythingAndDoesNotMigrateAgain) {
   EXPECT_EQ((*reopened)->SourceCursor("ptp"), 7u);
   EXPECT_EQ((*reopened)->OutboxDepth(), 1u);
   EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM schema_version"),
-              ElementsAre("1"));
+              ElementsAre("1"));  // one row, not one per open
 }
 
 TEST_F(EventStoreTest, RefusesADatabaseFromANewerLoophost) {
