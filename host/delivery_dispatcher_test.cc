@@ -323,5 +323,26 @@ TEST_F(DeliveryDispatcherTest, WaitsForATransportThatIsNotServingYet) {
                       "delivered once the transport serves"));
 }
 
+TEST_F(DeliveryDispatcherTest, AStalledDeliveryReopensTheStreamAndIsSentAgain) {
+  // The dispatcher has no polling timer: only the stall limit of the delivery
+  // in flight can wake it here.
+  options_.stall_timeout = absl::Milliseconds(300);
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  transport_->Hold(a.endpoint);  // received, never answered
+  Start();
+  Enqueue({a}, 1);
+  ASSERT_TRUE(transport_->WaitReceived(1, kWait));
+  ASSERT_TRUE(WaitFor([&] { return transport_->received().size() >= 2; }, kWait,
+                      "the stalled delivery sent again"));
+  EXPECT_GE(transport_->streams(), 2u);
+  const auto received = transport_->received();
+  EXPECT_EQ(received[1].delivery.delivery_id(),
+            received[0].delivery.delivery_id());
+  EXPECT_GE(received[1].at - received[0].at, options_.stall_timeout);
+  transport_->Release(a.endpoint);
+  ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
+                      "delivered once answered"));
+}
+
 }  // namespace
 }  // namespace loophost::host
