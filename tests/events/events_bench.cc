@@ -315,7 +315,8 @@ int Run(const Options& o) {
   {
     std::vector<pid_t> pids = {h.pid()};
     if (o.http_child) pids.push_back(h.PluginPid("http"));
-    absl::SleepFor(absl::Seconds(2));  // settle
+    // Settle: the last housekeeping pass and WAL checkpoint after the drain.
+    absl::SleepFor(absl::Seconds(5));
     std::vector<double> before;
     for (pid_t p : pids) before.push_back(CpuSeconds(p));
     absl::SleepFor(absl::Seconds(o.idle_seconds));  // the measuring window
