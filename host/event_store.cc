@@ -404,10 +404,7 @@ constexpr char kInsertOutbox[] =
     "INSERT INTO outbox (subscription_id, endpoint, event_id, body_id, "
     "attempts, enqueued_us, next_attempt_us) SELECT ?1, ?2, ?3, ?4, 0, ?5, ?5 "
     "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)";
-// A body no row took (every subscription was deleted meanwhile).
-constexpr char kDeleteUnusedBody[] =
-    "DELETE FROM bodies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM outbox "
-    "WHERE body_id = ?1)";
+constexpr char kDeleteBody[] = "DELETE FROM bodies WHERE id = ?1";
 // Each subscription's oldest row, if due, oldest first.
 constexpr char kSelectDue[] =
     "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
@@ -634,30 +631,39 @@ absl::StatusOr<int> EventStore::EnqueueEvent(
     LH_ASSIGN_OR_RETURN(Statement * insert_body, impl_->Stmt(kInsertBody));
     LH_ASSIGN_OR_RETURN(Statement * insert, impl_->Stmt(kInsertOutbox));
     // Each distinct body once (an event has one per API version).
-    std::vector<std::pair<const std::string*, int64_t>> bodies;
+    struct StoredBody {
+      const std::string* body;
+      int64_t id;
+      bool used;  // a row took it
+    };
+    std::vector<StoredBody> bodies;
     for (const Delivery& d : deliveries) {
-      int64_t body_id = -1;
-      for (const auto& [body, id] : bodies) {
-        if (*body == d.body) body_id = id;
-      }
-      if (body_id < 0) {
+      auto it =
+          std::find_if(bodies.begin(), bodies.end(),
+                       [&](const StoredBody& b) { return *b.body == d.body; });
+      if (it == bodies.end()) {
         insert_body->BindBlob(1, d.body);
         LH_RETURN_IF_ERROR(insert_body->Run("store body"));
-        body_id = sqlite3_last_insert_rowid(impl_->db_);
-        bodies.emplace_back(&d.body, body_id);
+        bodies.push_back(
+            {&d.body, sqlite3_last_insert_rowid(impl_->db_), false});
+        it = std::prev(bodies.end());
       }
       insert->Bind(1, d.subscription_id)
           .Bind(2, d.endpoint)
           .Bind(3, event_id)
-          .Bind(4, body_id)
+          .Bind(4, it->id)
           .Bind(5, now);
       LH_RETURN_IF_ERROR(insert->Run("enqueue"));
-      written += sqlite3_changes(impl_->db_);
+      const int changes = sqlite3_changes(impl_->db_);
+      written += changes;
+      it->used = it->used || changes > 0;
     }
-    LH_ASSIGN_OR_RETURN(Statement * unused, impl_->Stmt(kDeleteUnusedBody));
-    for (const auto& [body, id] : bodies) {
-      unused->Bind(1, id);
-      LH_RETURN_IF_ERROR(unused->Run("drop unused body"));
+    // A body no row took (its subscriptions were all deleted meanwhile).
+    LH_ASSIGN_OR_RETURN(Statement * drop, impl_->Stmt(kDeleteBody));
+    for (const StoredBody& b : bodies) {
+      if (b.used) continue;
+      drop->Bind(1, b.id);
+      LH_RETURN_IF_ERROR(drop->Run("drop unused body"));
     }
     LH_ASSIGN_OR_RETURN(Statement * upsert, impl_->Stmt(kUpsertCursor));
     upsert->Bind(1, source_plugin).Bind(2, static_cast<int64_t>(sequence));

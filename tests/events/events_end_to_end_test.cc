@@ -611,13 +611,9 @@ TEST(EventsConfigTest, TransportHostWithAnotherSchemeIsAStartupError) {
   options.argv = {LH_LOOPHOST_BINARY};
   options.env = {"PATH=/usr/bin:/bin", "TRANSPORT_HOST=amqp://localhost:5672",
                  "LOOPHOST_STATE_DIR=" + dir->Join("state")};
-  options.stderr_path = dir->Join("err");
-  auto child = ChildProcess::Spawn(options);
-  ASSERT_THAT(child, IsOk());
-  auto status = (*child)->Wait(absl::Seconds(20));
-  ASSERT_THAT(status, IsOk());
-  EXPECT_TRUE(status->ExitedWith(2)) << status->ToString();
-  const std::string err = ReadFileOrEmpty(dir->Join("err"));
+  RunResult run = RunToExit(std::move(options), *dir, absl::Seconds(20));
+  EXPECT_TRUE(run.status.ExitedWith(2)) << run.status.ToString();
+  const std::string& err = run.err;
   EXPECT_THAT(err, HasSubstr("TRANSPORT_HOST=amqp://localhost:5672"));
   EXPECT_THAT(err, HasSubstr("\"amqp\""));
   EXPECT_THAT(
@@ -637,13 +633,9 @@ TEST(EventsConfigTest, ApiAddressInUseIsAClearError) {
   options.env = {"PATH=/usr/bin:/bin", "LOOPHOST_METRICS_ADDR=127.0.0.1:0",
                  absl::StrCat("LOOPHOST_API_ADDR=127.0.0.1:", port),
                  "LOOPHOST_STATE_DIR=" + dir->Join("state")};
-  options.stderr_path = dir->Join("err");
-  auto child = ChildProcess::Spawn(options);
-  ASSERT_THAT(child, IsOk());
-  auto status = (*child)->Wait(absl::Seconds(20));
-  ASSERT_THAT(status, IsOk());
-  EXPECT_TRUE(status->ExitedWith(1)) << status->ToString();
-  EXPECT_THAT(ReadFileOrEmpty(dir->Join("err")),
+  RunResult run = RunToExit(std::move(options), *dir, absl::Seconds(20));
+  EXPECT_TRUE(run.status.ExitedWith(1)) << run.status.ToString();
+  EXPECT_THAT(run.err,
               HasSubstr(absl::StrCat(
                   "cannot listen on LOOPHOST_API_ADDR=127.0.0.1:", port)));
 }

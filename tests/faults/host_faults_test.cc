@@ -20,17 +20,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
-struct RunResult {
-  ExitStatus status;
-  std::string out;
-  std::string err;
-};
-
 // Runs loophost to completion with exactly `env` (plus PATH) and `args`.
 RunResult RunLoophost(const std::vector<std::string>& env,
                       const std::vector<std::string>& args = {}) {
   auto dir = TempDir::Create("lh-host-faults-");
   EXPECT_THAT(dir, IsOk());
+  if (!dir.ok()) return {};
   ChildOptions options;
   options.argv = {LH_LOOPHOST_BINARY};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
@@ -38,17 +33,7 @@ RunResult RunLoophost(const std::vector<std::string>& env,
   options.env.push_back("PATH=/usr/bin:/bin");
   options.env.push_back(
       absl::StrCat("LOOPHOST_STATE_DIR=", dir->Join("state")));
-  options.stdout_path = dir->Join("out");
-  options.stderr_path = dir->Join("err");
-  auto child = ChildProcess::Spawn(options);
-  EXPECT_THAT(child, IsOk());
-  RunResult result;
-  auto status = (*child)->Wait(absl::Seconds(20));
-  EXPECT_THAT(status, IsOk());
-  if (status.ok()) result.status = *status;
-  result.out = ReadFileOrEmpty(dir->Join("out"));
-  result.err = ReadFileOrEmpty(dir->Join("err"));
-  return result;
+  return RunToExit(std::move(options), *dir, absl::Seconds(20));
 }
 
 TEST(HostFaults, KilledHostLeavesNoPluginBehind) {

@@ -24,32 +24,14 @@ using ::testing::SizeIs;
 
 const std::string kData = LH_PTP_TEST_DATA;
 
-struct RunResult {
-  ExitStatus status;
-  std::string out, err;
-};
-
 RunResult LoopPtp(const TempDir& dir, std::vector<std::string> args,
                   std::vector<std::string> env = {}) {
-  static int n = 0;
-  ++n;
   ChildOptions options;
   options.argv = {LH_LOOP_PTP_BINARY};
   for (auto& a : args) options.argv.push_back(std::move(a));
   options.env = std::move(env);
   options.env.push_back("PATH=/usr/bin:/bin");
-  options.stdout_path = dir.Join(absl::StrCat("out", n));
-  options.stderr_path = dir.Join(absl::StrCat("err", n));
-  RunResult run;
-  auto child = ChildProcess::Spawn(options);
-  EXPECT_THAT(child, IsOk());
-  if (!child.ok()) return run;
-  auto status = (*child)->Wait(absl::Seconds(60));
-  EXPECT_THAT(status, IsOk());
-  if (status.ok()) run.status = *status;
-  run.out = ReadFileOrEmpty(options.stdout_path);
-  run.err = ReadFileOrEmpty(options.stderr_path);
-  return run;
+  return RunToExit(std::move(options), dir, absl::Seconds(60));
 }
 
 class LoopPtpBinaryTest : public ::testing::Test {

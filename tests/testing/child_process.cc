@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -329,6 +330,24 @@ absl::Status ForeignProcess::Signal(int signal) const {
 }
 
 // ---- files -----------------------------------------------------------------
+
+RunResult RunToExit(ChildOptions options, const TempDir& dir,
+                    absl::Duration timeout) {
+  static std::atomic<int> runs{0};
+  const int n = ++runs;
+  options.stdout_path = dir.Join(absl::StrCat("run", n, ".out"));
+  options.stderr_path = dir.Join(absl::StrCat("run", n, ".err"));
+  RunResult result;
+  auto child = ChildProcess::Spawn(options);
+  EXPECT_TRUE(child.ok()) << child.status();
+  if (!child.ok()) return result;
+  auto status = (*child)->Wait(timeout);
+  EXPECT_TRUE(status.ok()) << status.status();
+  if (status.ok()) result.status = *status;
+  result.out = ReadFileOrEmpty(options.stdout_path);
+  result.err = ReadFileOrEmpty(options.stderr_path);
+  return result;
+}
 
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

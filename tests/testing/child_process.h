@@ -142,6 +142,20 @@ class ForeignProcess {
   UniqueFd pidfd_;
 };
 
+// How a child run to completion ended, and what it printed.
+struct RunResult {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+
+// Spawns `options` with its stdout and stderr in new files under `dir`, waits
+// up to `timeout` for it to exit, and returns how it ended with what it wrote.
+// A spawn or wait that fails is a test failure (status then says "killed by
+// signal 0").
+RunResult RunToExit(ChildOptions options, const TempDir& dir,
+                    absl::Duration timeout);
+
 // The whole content of a file; empty if it cannot be read.
 std::string ReadFileOrEmpty(const std::string& path);
 
