@@ -73,8 +73,8 @@ void WakeExposer(int port) {
 class WatchHealthReactor
     : public grpc::ServerWriteReactor<v1::HealthReportResponse> {
  public:
-  WatchHealthReactor(HealthWatchers& watchers,
-                     std::map<std::string, std::string> report);
+  // Joins `watchers`, which queues the current report as the first message.
+  WatchHealthReactor(HealthWatchers& watchers, const HealthChecks& health);
 
   // Queues `report` unless it equals the last one queued.
   void Push(const std::map<std::string, std::string>& report);
@@ -92,6 +92,7 @@ class WatchHealthReactor
   HealthWatchers& watchers_;
   absl::Mutex mu_;
   std::map<std::string, std::string> last_ ABSL_GUARDED_BY(mu_);
+  bool sent_any_ ABSL_GUARDED_BY(mu_) = false;  // a report was queued
   bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
@@ -100,32 +101,45 @@ class WatchHealthReactor
   v1::HealthReportResponse message_;  // owned by the write in flight
 };
 
-// The open WatchHealth streams, fed by LoopServer's health thread. Once closed
-// (at shutdown) it ends every stream and refuses new ones, so no stream holds
-// the server open. Push/Close run under mu_ and may start a write or finish:
-// that is safe because gRPC never runs a reaction (here OnDone, which takes
-// mu_) inline in StartWrite/Finish; it runs them on its own threads.
+// The open WatchHealth streams, fed by LoopServer's health thread. Every report
+// is read under mu_, so a stream that joins while a change is broadcast gets
+// that change either way and never an older report after a newer one. Once
+// closed (at shutdown) it ends every stream and refuses new ones, so no stream
+// holds the server open. Push/Close run under mu_ and may start a write or
+// finish: that is safe because gRPC never runs a reaction (here OnDone, which
+// takes mu_) inline in StartWrite/Finish; it runs them on its own threads.
 class HealthWatchers {
  public:
   // False when closed: the caller finishes the stream itself.
-  bool Add(WatchHealthReactor* reactor) {
+  bool Add(WatchHealthReactor* reactor, const HealthChecks& health) {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     reactors_.insert(reactor);
+    reactor->Push(health.Report());
     return true;
   }
   void Remove(WatchHealthReactor* reactor) {
     absl::MutexLock lock(&mu_);
     reactors_.erase(reactor);
   }
-  void Broadcast(const std::map<std::string, std::string>& report) {
+  void Broadcast(const HealthChecks& health) {
     absl::MutexLock lock(&mu_);
+    const std::map<std::string, std::string> report = health.Report();
     for (WatchHealthReactor* r : reactors_) r->Push(report);
   }
   void CloseAll() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
     for (WatchHealthReactor* r : reactors_) r->Close();
+  }
+  // Waits until every stream is done, so that shutting the server down does
+  // not cut off the OK status of a stream that CloseAll finished.
+  void WaitAllDone(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto all_done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return reactors_.empty();
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&all_done), deadline);
   }
 
  private:
@@ -135,23 +149,18 @@ class HealthWatchers {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-WatchHealthReactor::WatchHealthReactor(
-    HealthWatchers& watchers, std::map<std::string, std::string> report)
+WatchHealthReactor::WatchHealthReactor(HealthWatchers& watchers,
+                                       const HealthChecks& health)
     : watchers_(watchers) {
-  {
-    absl::MutexLock lock(&mu_);
-    last_ = std::move(report);
-    has_pending_ = true;
-  }
-  if (!watchers_.Add(this)) Close();
-  Drive();
+  if (!watchers_.Add(this, health)) Close();
 }
 
 void WatchHealthReactor::Push(
     const std::map<std::string, std::string>& report) {
   {
     absl::MutexLock lock(&mu_);
-    if (finish_requested_ || report == last_) return;
+    if (finish_requested_ || (sent_any_ && report == last_)) return;
+    sent_any_ = true;
     last_ = report;
     has_pending_ = true;
   }
@@ -251,7 +260,7 @@ class PluginService final : public v1::Plugin::CallbackService {
 
   grpc::ServerWriteReactor<v1::HealthReportResponse>* WatchHealth(
       grpc::CallbackServerContext*, const v1::WatchHealthRequest*) override {
-    return new WatchHealthReactor(watchers_, health_.Report());
+    return new WatchHealthReactor(watchers_, health_);
   }
 
  private:
@@ -373,7 +382,10 @@ absl::Status LoopServer::Init(const std::string& socket_path,
   health_service->SetServingStatus("", true);
   health_service->SetServingStatus("plugin", true);
 
-  health_thread_ = std::thread([this] { WatchHealthChanges(); });
+  // The version is read here, not in the thread: a change made before the
+  // thread runs must still be broadcast.
+  health_thread_ = std::thread(
+      [this, seen = health_.version()] { WatchHealthChanges(seen); });
 
   if (!metrics_address.empty()) {
     try {
@@ -387,12 +399,11 @@ absl::Status LoopServer::Init(const std::string& socket_path,
   return absl::OkStatus();
 }
 
-void LoopServer::WatchHealthChanges() {
-  uint64_t seen = health_.version();
+void LoopServer::WatchHealthChanges(uint64_t seen) {
   while (true) {
     seen = health_.WaitForChange(seen, absl::InfiniteFuture());
     if (health_.cancelled()) return;
-    watchers_->Broadcast(health_.Report());
+    watchers_->Broadcast(health_);
   }
 }
 
@@ -426,8 +437,10 @@ void LoopServer::Stop() {
   if (health_thread_.joinable()) health_thread_.join();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
+    const absl::Time deadline = absl::Now() + kShutdownGrace;
     watchers_->CloseAll();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownGrace));
+    watchers_->WaitAllDone(deadline);
+    server_->Shutdown(absl::ToChronoTime(deadline));
     server_->Wait();
   }
   if (loop_started_) loop_->Stop();

@@ -82,7 +82,8 @@ class LoopServer {
   LoopServer(std::unique_ptr<Loop> loop, LoopEnv env);
   absl::Status Init(const std::string& socket_path,
                     const LoopServerOptions& options);
-  void WatchHealthChanges();
+  // Broadcasts every health change after version `seen` until Cancel().
+  void WatchHealthChanges(uint64_t seen);
   void Stop();
 
   std::unique_ptr<Loop> loop_;
