@@ -471,8 +471,10 @@ void CurlSender::Watchdog() {
   std::string reported;
   absl::MutexLock lock(&mu_);
   while (!stop_) {
-    // No work: no timer either; Post() or Stop() changes the condition.
-    mu_.Await(absl::Condition(&has_work));
+    // No work and nothing reported: no timer either; Post() or Stop() changes
+    // the condition. A reported stall is cleared on the next tick even when
+    // the work that was stuck has all finished by then.
+    if (reported.empty()) mu_.Await(absl::Condition(&has_work));
     if (stop_) break;
     mu_.AwaitWithTimeout(absl::Condition(&stop_), interval);
     if (stop_) break;
