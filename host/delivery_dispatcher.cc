@@ -233,6 +233,7 @@ void DeliveryDispatcher::CloseStream(const char* why) {
     absl::MutexLock lock(&mu_);
     resend = in_flight_.size();
     in_flight_.clear();
+    lanes_.clear();
     stream_broken_ = false;
   }
   const LogFields fields = {
@@ -254,57 +255,67 @@ void DeliveryDispatcher::CloseStream(const char* why) {
 }
 
 bool DeliveryDispatcher::SendDue(bool full_scan) {
-  std::vector<std::string> busy;
   size_t capacity = 0;
   {
     absl::MutexLock lock(&mu_);
     if (in_flight_.size() >= options_.max_in_flight) return true;
     capacity = options_.max_in_flight - in_flight_.size();
-    if (full_scan) {
-      busy.reserve(in_flight_.size());
-      for (const auto& [id, d] : in_flight_) busy.push_back(d.subscription_id);
-    }
   }
   const absl::Time now = absl::Now();
-  std::vector<OutboxRow> rows;
+  // Heads: the oldest row of each subscription with nothing in flight, if
+  // due. Lanes with rows in flight may take the rows that follow.
+  std::vector<OutboxRow> heads;
+  std::vector<std::string> lanes_with_room;
   if (full_scan) {
-    std::sort(busy.begin(), busy.end());
-    busy.erase(std::unique(busy.begin(), busy.end()), busy.end());
-    rows = store_.DueDeliveries(now, busy, capacity);
+    std::vector<std::string> busy;
+    busy.reserve(lanes_.size());
+    for (const auto& [id, lane] : lanes_) busy.push_back(id);
+    heads = store_.DueDeliveries(now, busy, capacity);
+    lanes_with_room = std::move(busy);
   } else if (!freed_.empty()) {
+    std::sort(freed_.begin(), freed_.end());
+    freed_.erase(std::unique(freed_.begin(), freed_.end()), freed_.end());
+    std::vector<std::string> idle;
+    for (std::string& id : freed_) {
+      (lanes_.count(id) > 0 ? lanes_with_room : idle).push_back(std::move(id));
+    }
     // Only the subscriptions whose delivery just ended can have a new head.
-    rows = store_.DueDeliveriesFor(now, freed_);
-    if (rows.size() > capacity) rows.resize(capacity);
+    heads = store_.DueDeliveriesFor(now, idle);
+    if (heads.size() > capacity) heads.resize(capacity);
   }
   freed_.clear();
-  const bool limited = rows.size() >= capacity;
+  for (const OutboxRow& row : heads) {
+    lanes_with_room.push_back(row.subscription_id);
+  }
+
   const uint32_t timeout_ms = static_cast<uint32_t>(
       absl::ToInt64Milliseconds(options_.delivery_timeout));
   // The rows go in batches of at most kMaxBatchBytes of bodies, each in the
   // in-flight table before its write (a result may come back first).
   pb::DeliveryBatch batch;
   size_t batch_bytes = 0;
+  bool broken = false;
   auto flush = [&](bool last) {
-    if (batch.deliveries_size() == 0) return true;
+    if (batch.deliveries_size() == 0 || broken) return;
     grpc::WriteOptions options;
     if (!last) options.set_buffer_hint();  // the next batch follows at once
-    const bool written = stream_->rw->Write(batch, options);
-    if (!written) {
-      absl::MutexLock lock(&mu_);
-      for (const pb::Delivery& d : batch.deliveries()) {
-        in_flight_.erase(d.delivery_id());
-      }
-      stream_broken_ = true;
+    if (stream_->rw->Write(batch, options)) {
+      batch.Clear();
+      batch_bytes = 0;
+      return;
     }
-    batch.Clear();
-    batch_bytes = 0;
-    return written;
+    absl::MutexLock lock(&mu_);
+    for (const pb::Delivery& d : batch.deliveries()) {
+      in_flight_.erase(d.delivery_id());
+    }
+    stream_broken_ = true;
+    broken = true;
   };
-  for (OutboxRow& row : rows) {
-    if (batch_bytes + row.body.size() > kMaxBatchBytes && !flush(false)) {
-      return limited;
-    }
+  auto add = [&](OutboxRow& row, bool after_previous) {
+    if (batch_bytes + row.body.size() > kMaxBatchBytes) flush(false);
+    if (broken) return;
     batch_bytes += row.body.size();
+    lanes_[row.subscription_id].rows.push_back(row.id);
     pb::Delivery& delivery = *batch.add_deliveries();
     delivery.set_delivery_id(row.id);
     delivery.set_subscription_id(row.subscription_id);
@@ -312,12 +323,51 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     delivery.set_body(std::move(row.body));
     delivery.set_content_type("application/json");
     delivery.set_timeout_ms(timeout_ms);
+    delivery.set_after_previous(after_previous);
     absl::MutexLock lock(&mu_);
     in_flight_[row.id] = InFlight{std::move(row.subscription_id),
                                   std::move(row.endpoint), row.attempts, now};
+    --capacity;
+  };
+  for (OutboxRow& row : heads) add(row, false);
+  // Then the rows that follow, for every lane with room: each subscription
+  // has its head out before any gets a second row. A failing subscriber gets
+  // its head alone until it takes it again.
+  for (const std::string& id : lanes_with_room) {
+    if (capacity == 0 || broken) break;
+    auto it = lanes_.find(id);
+    if (it == lanes_.end() || it->second.failed || failing_.count(id) > 0 ||
+        it->second.rows.size() >= options_.subscription_window) {
+      continue;
+    }
+    const size_t want = std::min(
+        capacity, options_.subscription_window - it->second.rows.size());
+    for (OutboxRow& row : store_.RowsAfter(id, it->second.rows.back(), want)) {
+      add(row, true);
+    }
   }
   flush(true);
-  return limited;
+  return capacity == 0;
+}
+
+bool DeliveryDispatcher::LeaveLane(const std::string& subscription_id,
+                                   uint64_t row_id, bool delivered,
+                                   absl::Time now) {
+  auto it = lanes_.find(subscription_id);
+  if (it == lanes_.end()) return true;
+  Lane& lane = it->second;
+  lane.rows.erase(std::remove(lane.rows.begin(), lane.rows.end(), row_id),
+                  lane.rows.end());
+  lane.failed = lane.failed || !delivered;
+  if (lane.rows.empty()) {
+    lanes_.erase(it);
+    return true;
+  }
+  // The lane's next row is posted from now on: its stall clock starts now.
+  absl::MutexLock lock(&mu_);
+  auto next = in_flight_.find(lane.rows.front());
+  if (next != in_flight_.end()) next->second.sent = now;
+  return false;
 }
 
 DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
@@ -346,6 +396,7 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (size_t i = 0; i < known.size(); ++i) {
     const auto& [result, delivery] = known[i];
+    if (result->skipped()) continue;  // not attempted: the row stays as it is
     EventStore::Outcome outcome;
     outcome.row_id = result->delivery_id();
     outcome.delivered = result->delivered();
@@ -365,13 +416,24 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
              {{"error", std::string(st.message())}});
   }
   for (size_t i = 0; i < known.size(); ++i) {
-    ApplyResult(*known[i].first, known[i].second, waits[i]);
+    if (!known[i].first->skipped()) {
+      ApplyResult(*known[i].first, known[i].second, waits[i]);
+    }
   }
-  absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [result, delivery] : known) {
+      in_flight_.erase(result->delivery_id());
+    }
+  }
+  // A lane that emptied gets a head look (a failed head waits for its retry
+  // time); one still going may take more rows, unless it failed.
   for (const auto& [result, delivery] : known) {
-    in_flight_.erase(result->delivery_id());
-    // A failed head waits for its retry, which a full scan finds.
-    if (result->delivered()) freed_.push_back(delivery.subscription_id);
+    const std::string& id = delivery.subscription_id;
+    if (LeaveLane(id, result->delivery_id(), result->delivered(), now) ||
+        !lanes_.at(id).failed) {
+      freed_.push_back(id);
+    }
   }
   return applied;
 }

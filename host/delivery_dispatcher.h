@@ -1,6 +1,9 @@
 // DeliveryDispatcher: moves outbox rows to subscribers through the transport
-// loop's Deliver stream. One delivery in flight per subscription (so each
-// subscriber gets its events in order), a bound on all in flight; a 2xx result
+// loop's Deliver stream. Up to `subscription_window` deliveries in flight per
+// subscription, in row order, all but the first marked after_previous (the
+// transport posts them one at a time, each after the previous one's 2xx, and
+// skips the rest after a failure: each subscriber gets its events in order),
+// and a bound on all in flight; a 2xx result
 // deletes the row, anything else keeps it for a retry after exponential
 // backoff with jitter. Retention (age, rows per subscription) is applied
 // periodically, drops counted and logged; optionally a subscription is removed
@@ -13,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -34,6 +38,9 @@ namespace loophost::host {
 struct DeliveryDispatcherOptions {
   std::string transport_plugin = "http";  // chosen by TRANSPORT_HOST's scheme
   size_t max_in_flight = 1024;            // across all subscriptions
+  // Per subscription: the next rows go to the transport while the first is
+  // still out, so a busy subscriber does not wait for the host between posts.
+  size_t subscription_window = 8;
   absl::Duration delivery_timeout = absl::ZeroDuration();  // 0: transport's
   absl::Duration backoff_initial = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(10);
@@ -80,6 +87,13 @@ class DeliveryDispatcher {
     absl::Time sent;
   };
 
+  // A subscription's rows in flight, in the order sent; `failed` once one of
+  // them was not delivered: nothing more is sent until all have come back.
+  struct Lane {
+    std::deque<uint64_t> rows;
+    bool failed = false;
+  };
+
   struct AppliedResults {
     bool any = false;     // results came in
     bool failed = false;  // one or more rows wait for a retry now
@@ -89,9 +103,13 @@ class DeliveryDispatcher {
   void OpenStream(const ServingPlugin& serving);
   void CloseStream(const char* why);
   // Sends what is due: after a pass over every subscription (full_scan), or
-  // over those in freed_ only. True if the bound on deliveries in flight may
-  // have left due rows behind.
+  // over those in freed_ only: heads of subscriptions with nothing in flight,
+  // then the rows that follow in the lanes with room. True if the bound on
+  // deliveries in flight may have left due rows behind.
   bool SendDue(bool full_scan);
+  // Drops `row_id` from its lane; true if the lane is now empty (and gone).
+  bool LeaveLane(const std::string& subscription_id, uint64_t row_id,
+                 bool delivered, absl::Time now);
   AppliedResults ApplyResults();
   // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
@@ -115,8 +133,11 @@ class DeliveryDispatcher {
   std::weak_ptr<const void> closed_generation_;  // of the last stream
   absl::Duration reopen_delay_;
   std::map<std::string, int> failures_;  // consecutive connection failures
-  std::set<std::string> failing_;        // logged as failing, not yet back
-  std::vector<std::string> freed_;       // delivered since the last SendDue
+  // Last result a failure: logged once, and the head goes alone (no rows
+  // after it) until it is delivered.
+  std::set<std::string> failing_;
+  std::vector<std::string> freed_;     // results since the last SendDue
+  std::map<std::string, Lane> lanes_;  // subscriptions with rows in flight
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

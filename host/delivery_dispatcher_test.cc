@@ -151,7 +151,7 @@ TEST_F(DeliveryDispatcherTest, DeliversEverythingInOrderAndEmptiesTheOutbox) {
 }
 
 TEST_F(DeliveryDispatcherTest,
-       OneInFlightPerSubscriberAndASlowOneDelaysNoOther) {
+       OnePostedAtATimePerSubscriberAndASlowOneDelaysNoOther) {
   SubscriptionRecord slow = Subscribe("http://127.0.0.1:1/slow");
   SubscriptionRecord fast = Subscribe("http://127.0.0.1:1/fast");
   transport_->Hold(slow.endpoint);
@@ -159,14 +159,35 @@ TEST_F(DeliveryDispatcherTest,
   Enqueue({slow, fast}, 10);
   ASSERT_TRUE(WaitFor([&] { return BodiesFor(fast.endpoint).size() == 10; },
                       kWait, "the fast subscriber has all 10"));
-  // The slow one has exactly its first, unanswered.
+  // The slow one has exactly its first, unanswered; the window's worth of
+  // the rest (8 in all) waits at the transport behind it.
   EXPECT_THAT(BodiesFor(slow.endpoint), ElementsAre(slow.endpoint + "#1"));
   EXPECT_EQ(transport_->held(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return transport_->waiting() == 7; }, kWait,
+                      "7 waiting behind the first"));
   transport_->Release(slow.endpoint);
   ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
                       "outbox empty"));
   EXPECT_THAT(BodiesFor(slow.endpoint),
               ElementsAreArray(Expected(slow.endpoint, 10)));
+}
+
+TEST_F(DeliveryDispatcherTest, AWindowOfOneSendsTheNextOnlyAfterTheResult) {
+  options_.subscription_window = 1;
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  transport_->Hold(a.endpoint);
+  Start();
+  Enqueue({a}, 3);
+  ASSERT_TRUE(WaitFor([&] { return transport_->held() == 1; }, kWait,
+                      "the first held"));
+  EXPECT_EQ(transport_->waiting(), 0u);
+  transport_->Release(a.endpoint);
+  ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
+                      "outbox empty"));
+  EXPECT_THAT(BodiesFor(a.endpoint), ElementsAreArray(Expected(a.endpoint, 3)));
+  for (const auto& r : transport_->received()) {
+    EXPECT_FALSE(r.delivery.after_previous());
+  }
 }
 
 TEST_F(DeliveryDispatcherTest, RetriesWithBackoffAndKeepsTheOrder) {
@@ -181,6 +202,8 @@ TEST_F(DeliveryDispatcherTest, RetriesWithBackoffAndKeepsTheOrder) {
   std::vector<FakeTransport::Received> received = transport_->received();
   ASSERT_EQ(received.size(), 6u);
   // Event 1 four times (three failures), then 2 and 3: nothing overtook it.
+  // 2 and 3 went along with the first attempt only (and were skipped); the
+  // retries of a failing subscriber carry its head alone.
   std::vector<std::string> bodies;
   for (const auto& r : received) bodies.push_back(r.delivery.body());
   const std::string e1 = a.endpoint + "#1";
@@ -190,6 +213,7 @@ TEST_F(DeliveryDispatcherTest, RetriesWithBackoffAndKeepsTheOrder) {
   EXPECT_GE(received[1].at - received[0].at, absl::Milliseconds(40));
   EXPECT_GE(received[2].at - received[1].at, absl::Milliseconds(80));
   EXPECT_GE(received[3].at - received[2].at, absl::Milliseconds(160));
+  EXPECT_EQ(transport_->skipped(), 2u);
   EXPECT_THAT(Metrics(),
               HasSubstr("loophost_deliveries_total{result=\"failed\"} 3"));
   // Delivered: the connection-failure count went back to 0.

@@ -420,6 +420,11 @@ constexpr char kSelectHead[] =
     "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
     "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
     "ON b.id = o.body_id WHERE o.subscription_id = ?1 ORDER BY o.id LIMIT 1";
+constexpr char kSelectAfter[] =
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
+    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
+    "ON b.id = o.body_id WHERE o.subscription_id = ?1 AND o.id > ?2 "
+    "ORDER BY o.id LIMIT ?3";
 constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
@@ -711,6 +716,22 @@ std::vector<OutboxRow> EventStore::DueDeliveriesFor(
   }
   std::sort(out.begin(), out.end(),
             [](const OutboxRow& a, const OutboxRow& b) { return a.id < b.id; });
+  return out;
+}
+
+std::vector<OutboxRow> EventStore::RowsAfter(const std::string& subscription_id,
+                                             uint64_t after_id,
+                                             size_t limit) const {
+  std::vector<OutboxRow> out;
+  if (limit == 0) return out;
+  absl::MutexLock lock(&impl_->mu_);
+  auto stmt = impl_->Stmt(kSelectAfter);
+  if (!stmt.ok()) return out;
+  (*stmt)->Bind(1, subscription_id)
+      .Bind(2, static_cast<int64_t>(after_id))
+      .Bind(3, static_cast<int64_t>(limit));
+  while ((*stmt)->Step() == SQLITE_ROW) out.push_back(ReadOutboxRow(**stmt));
+  (*stmt)->Reset();
   return out;
 }
 

@@ -115,6 +115,10 @@ class EventStore {
   // finished): one indexed lookup each instead of a pass over all.
   std::vector<OutboxRow> DueDeliveriesFor(
       absl::Time now, const std::vector<std::string>& subscription_ids) const;
+  // A subscription's rows after row `after_id`, oldest first, at most `limit`
+  // (those that may follow the rows already sent, whatever their retry time).
+  std::vector<OutboxRow> RowsAfter(const std::string& subscription_id,
+                                   uint64_t after_id, size_t limit) const;
   // The earliest next_attempt after `now` among the subscriptions' oldest
   // rows (when a retry comes due); InfiniteFuture if none waits.
   absl::Time NextRetryAfter(absl::Time now) const;

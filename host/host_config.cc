@@ -91,7 +91,7 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
   std::string transport_host = "http://localhost:9085";
   std::string dedup_window = "1s", retention_age = "24h",
               retention_events = "10000", remove_after = "0",
-              backoff_max = "10s";
+              backoff_max = "10s", delivery_window = "8";
   bool version = false;
 
   // Values are read as strings and validated below, so errors name the
@@ -139,6 +139,9 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
        "never)"},
       {"--delivery-backoff-max", "LOOPHOST_DELIVERY_BACKOFF_MAX", &backoff_max,
        "longest wait between delivery retries"},
+      {"--delivery-window", "LOOPHOST_DELIVERY_WINDOW", &delivery_window,
+       "deliveries handed to the transport per subscriber at a time (posted "
+       "one after another, in order)"},
   };
   for (const Option& o : options) {
     app.add_option(o.flag, *o.value, o.help)
@@ -237,6 +240,10 @@ ParsedCommandLine ParseHostConfig(int argc, char** argv, const EnvMap& env,
       ParseIntValue("LOOPHOST_REMOVE_AFTER_FAILURES", remove_after, 0, 1000000);
   if (!failures.ok()) return fail(failures.status());
   e.remove_after_failures = static_cast<int>(*failures);
+  auto window =
+      ParseIntValue("LOOPHOST_DELIVERY_WINDOW", delivery_window, 1, 1024);
+  if (!window.ok()) return fail(window.status());
+  e.delivery_window = static_cast<size_t>(*window);
 
   auto plugins = DiscoverPlugins(env, builtins);
   if (!plugins.ok()) return fail(plugins.status());

@@ -28,6 +28,7 @@ struct EventConfig {
   uint64_t retention_events = 10000;  // per subscription; 0: no limit
   int remove_after_failures = 0;      // 0: never
   absl::Duration backoff_max = absl::Seconds(10);
+  size_t delivery_window = 8;  // per subscription, in flight to the transport
 };
 
 // The transport a TRANSPORT_HOST value chooses.

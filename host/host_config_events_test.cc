@@ -58,6 +58,7 @@ TEST_F(HostConfigEventsTest, Defaults) {
   EXPECT_EQ(e.retention_events, 10000u);
   EXPECT_EQ(e.remove_after_failures, 0);
   EXPECT_EQ(e.backoff_max, absl::Seconds(10));
+  EXPECT_EQ(e.delivery_window, 8u);
 }
 
 TEST_F(HostConfigEventsTest, ValuesFromTheEnvironment) {
@@ -68,7 +69,8 @@ TEST_F(HostConfigEventsTest, ValuesFromTheEnvironment) {
              {"LOOPHOST_RETENTION_MAX_AGE", "1h"},
              {"LOOPHOST_RETENTION_MAX_EVENTS", "0"},
              {"LOOPHOST_REMOVE_AFTER_FAILURES", "5"},
-             {"LOOPHOST_DELIVERY_BACKOFF_MAX", "2s"}});
+             {"LOOPHOST_DELIVERY_BACKOFF_MAX", "2s"},
+             {"LOOPHOST_DELIVERY_WINDOW", "1"}});
   ASSERT_TRUE(p.run) << p.output;
   const EventConfig& e = p.config.events;
   EXPECT_EQ(e.api_addr.port, 9999);
@@ -79,6 +81,7 @@ TEST_F(HostConfigEventsTest, ValuesFromTheEnvironment) {
   EXPECT_EQ(e.retention_events, 0u);
   EXPECT_EQ(e.remove_after_failures, 5);
   EXPECT_EQ(e.backoff_max, absl::Seconds(2));
+  EXPECT_EQ(e.delivery_window, 1u);
 }
 
 TEST_F(HostConfigEventsTest, BadValuesAreOneLineNamingTheVariable) {
@@ -96,6 +99,7 @@ TEST_F(HostConfigEventsTest, BadValuesAreOneLineNamingTheVariable) {
            "LOOPHOST_RETENTION_MAX_EVENTS=-1"},
           {{"LOOPHOST_REMOVE_AFTER_FAILURES", "x"},
            "LOOPHOST_REMOVE_AFTER_FAILURES=x"},
+          {{"LOOPHOST_DELIVERY_WINDOW", "0"}, "LOOPHOST_DELIVERY_WINDOW=0"},
       };
   for (const auto& [var, message] : cases) {
     SetUp();

@@ -113,6 +113,7 @@ absl::Status LoopHost::StartEvents() {
   delivery.retention_rows = e.retention_events;
   delivery.remove_after_failures = e.remove_after_failures;
   delivery.backoff_max = e.backoff_max;
+  delivery.subscription_window = e.delivery_window;
   dispatcher_ = std::make_unique<DeliveryDispatcher>(delivery, *event_store_,
                                                      *this, *event_metrics_);
 

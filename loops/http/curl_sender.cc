@@ -37,6 +37,10 @@ constexpr char kDefaultContentType[] = "application/json";
 constexpr int kBusyPollMs = 1000;
 constexpr int kMaxEvents = 256;  // per epoll_wait
 
+// The sender whose worker runs on this thread: a Post from a completion
+// callback needs no wakeup, the worker looks at the queue before it sleeps.
+thread_local const CurlSender* current_worker = nullptr;
+
 size_t DiscardBody(char* /*data*/, size_t size, size_t count, void* /*user*/) {
   return size * count;
 }
@@ -177,7 +181,7 @@ void CurlSender::PostAll(std::vector<Request> requests) {
       for (Request& r : requests) {
         submitted_.push_back({std::move(r.post), std::move(r.done), now});
       }
-      if (!wake_pending_) {
+      if (!wake_pending_ && current_worker != this) {
         wake_pending_ = true;
         Wake();
       }
@@ -260,6 +264,7 @@ int CurlSender::OnTimer(CURLM* /*multi*/, long timeout_ms,  // NOLINT
 }
 
 void CurlSender::Run() {
+  current_worker = this;
   std::vector<Pending> incoming;
   epoll_event events[kMaxEvents];
   while (true) {
@@ -273,10 +278,12 @@ void CurlSender::Run() {
     for (Pending& p : incoming) queue_.push_back(std::move(p));
     incoming.clear();
     StartTransfers();
+    bool posted_meanwhile = false;  // by a callback here, without a wakeup
     {
       absl::MutexLock lock(&mu_);
       published_in_flight_ = in_flight_;
       published_queued_ = static_cast<int>(queue_.size());
+      posted_meanwhile = !submitted_.empty();
     }
     // Sleep until a socket is ready, libcurl's timer is due, or Post()/Stop()
     // wakes us; with nothing in flight and no timer, for as long as it takes.
@@ -291,6 +298,7 @@ void CurlSender::Run() {
     if (in_flight_ > 0 && (wait_ms < 0 || wait_ms > kBusyPollMs)) {
       wait_ms = kBusyPollMs;
     }
+    if (posted_meanwhile) wait_ms = 0;
     const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, wait_ms);
     int running = 0;
     for (int i = 0; i < n; ++i) {

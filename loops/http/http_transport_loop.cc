@@ -1,6 +1,9 @@
 // HttpTransportLoop (see http_transport_loop.h). The Deliver stream is a
-// callback-API reactor: each batch read goes to the CurlSender in one go; its
-// results are written back in batches (gRPC allows one outstanding write: what
+// callback-API reactor: each batch read goes to the CurlSender in one go, except
+// the deliveries that must wait for an earlier one of their subscription
+// (after_previous): those queue per subscription and are posted from the
+// previous one's completion, or answered skipped if it failed. Results are
+// written back in batches (gRPC allows one outstanding write: what
 // completes meanwhile waits and goes in the next). The reactor is held
 // by a shared_ptr that the sender's callbacks share, so a result arriving after
 // the RPC ended finds a live object and is dropped. Reads pause while a
@@ -12,9 +15,12 @@
 
 #include <algorithm>
 #include <deque>
+#include <string>
 #include <limits>
+#include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/env_parse.h"
 #include "common/logging.h"
@@ -143,11 +149,29 @@ class DeliverReactor final
   }
 
  private:
-  // Hands the batch's valid deliveries to the sender at once (one wakeup of
-  // its worker); an invalid endpoint is answered here.
+  // One delivery on its way to the sender, with what its result needs.
+  struct Outgoing {
+    uint64_t id = 0;
+    std::string endpoint;
+    std::string subscription;
+    HttpPost post;
+  };
+
+  // A subscription's deliveries in this stream: one posted at a time, the
+  // rest waiting behind it; `failed` until a delivery not after_previous.
+  struct SubscriptionLane {
+    bool posting = false;
+    bool failed = false;
+    std::deque<Outgoing> waiting;
+  };
+
+  // Hands the batch's deliveries that can go now to the sender at once (one
+  // wakeup of its worker); the rest wait in their subscription's lane. An
+  // invalid endpoint and a delivery behind a failure are answered here.
   void Submit(v1::DeliveryBatch& batch) {
     std::vector<CurlSender::Request> requests;
     requests.reserve(batch.deliveries_size());
+    std::vector<v1::DeliveryResult> answered;
     for (v1::Delivery& delivery : *batch.mutable_deliveries()) {
       const uint64_t id = delivery.delivery_id();
       if (absl::Status st = CheckHttpUrl(delivery.endpoint()); !st.ok()) {
@@ -156,29 +180,58 @@ class DeliverReactor final
         result.set_delivery_id(id);
         result.set_error(absl::StrCat("endpoint \"", delivery.endpoint(),
                                       "\": ", st.message()));
-        Enqueue(std::move(result));
+        answered.push_back(std::move(result));
+        absl::MutexLock lock(&mu_);
+        lanes_[delivery.subscription_id()].failed = true;
+        continue;
+      }
+      Outgoing out;
+      out.id = id;
+      out.endpoint = std::move(*delivery.mutable_endpoint());
+      out.subscription = std::move(*delivery.mutable_subscription_id());
+      out.post.url = out.endpoint;
+      out.post.body = std::move(*delivery.mutable_body());
+      out.post.content_type = delivery.content_type();
+      out.post.timeout = RequestTimeout(delivery.timeout_ms());
+      absl::MutexLock lock(&mu_);
+      SubscriptionLane& lane = lanes_[out.subscription];
+      if (!delivery.after_previous()) {
+        lane.failed = false;
+      } else if (lane.failed) {
+        answered.push_back(Skipped(id));
         continue;
       }
       metrics_.Accepted();
-      HttpPost post;
-      post.url = delivery.endpoint();
-      post.body = std::move(*delivery.mutable_body());
-      post.content_type = delivery.content_type();
-      post.timeout = RequestTimeout(delivery.timeout_ms());
-      requests.push_back(
-          {std::move(post),
-           [self = shared_from_this(), id,
-            endpoint = std::move(*delivery.mutable_endpoint()),
-            subscription = std::move(*delivery.mutable_subscription_id())](
-               const HttpPostResult& r) {
-             self->OnPosted(id, endpoint, subscription, r);
-           }});
+      if (lane.posting) {
+        lane.waiting.push_back(std::move(out));
+      } else {
+        lane.posting = true;
+        requests.push_back(ToRequest(std::move(out)));
+      }
     }
+    for (v1::DeliveryResult& result : answered) Enqueue(std::move(result));
     if (!requests.empty()) sender_.PostAll(std::move(requests));
   }
 
-  void OnPosted(uint64_t id, const std::string& endpoint,
-                const std::string& subscription, const HttpPostResult& r) {
+  static v1::DeliveryResult Skipped(uint64_t id) {
+    v1::DeliveryResult result;
+    result.set_delivery_id(id);
+    result.set_skipped(true);
+    result.set_error("not sent: an earlier delivery to the subscriber failed");
+    return result;
+  }
+
+  CurlSender::Request ToRequest(Outgoing out) {
+    HttpPost post = std::move(out.post);
+    return {std::move(post), [self = shared_from_this(), out = std::move(out)](
+                                 const HttpPostResult& r) mutable {
+              self->OnPosted(std::move(out), r);
+            }};
+  }
+
+  void OnPosted(Outgoing done, const HttpPostResult& r) {
+    const std::string& endpoint = done.endpoint;
+    const std::string& subscription = done.subscription;
     if (metrics_.Delivered(endpoint, r)) {
       if (r.outcome == HttpOutcome::kDelivered) {
         LogInfo("subscriber endpoint delivering again",
@@ -191,13 +244,38 @@ class DeliverReactor final
                  {"error", r.error}});
       }
     }
+    const bool delivered = r.outcome == HttpOutcome::kDelivered;
     v1::DeliveryResult result;
-    result.set_delivery_id(id);
-    result.set_delivered(r.outcome == HttpOutcome::kDelivered);
+    result.set_delivery_id(done.id);
+    result.set_delivered(delivered);
     result.set_http_status(r.http_status);
     result.set_error(r.error);
     result.set_latency_us(Micros(r.latency));
     Enqueue(std::move(result));
+    // The subscription's next delivery goes now; after a failure, none does.
+    std::optional<Outgoing> next;
+    std::vector<v1::DeliveryResult> skipped;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = lanes_.find(subscription);
+      if (it == lanes_.end()) return;
+      SubscriptionLane& lane = it->second;
+      lane.failed = lane.failed || !delivered;
+      if (lane.failed) {
+        for (const Outgoing& w : lane.waiting) skipped.push_back(Skipped(w.id));
+        lane.waiting.clear();
+      } else if (!lane.waiting.empty() && !cancelled_ && !broken_) {
+        next = std::move(lane.waiting.front());
+        lane.waiting.pop_front();
+      }
+      lane.posting = next.has_value();
+      if (!lane.posting && !lane.failed) lanes_.erase(it);
+    }
+    for (v1::DeliveryResult& s : skipped) Enqueue(std::move(s));
+    if (next) {
+      CurlSender::Request request = ToRequest(*std::move(next));
+      sender_.Post(std::move(request.post), std::move(request.done));
+    }
   }
 
   // Writes the result now if no write is out, else adds it to the next batch.
@@ -242,6 +320,9 @@ class DeliverReactor final
   v1::DeliveryResultBatch writing_;
   v1::DeliveryResultBatch pending_ ABSL_GUARDED_BY(mu_);
   int unanswered_ ABSL_GUARDED_BY(mu_) = 0;  // read, result not yet written
+  // Subscriptions with a delivery posted or waiting, or behind a failure.
+  absl::flat_hash_map<std::string, SubscriptionLane> lanes_
+      ABSL_GUARDED_BY(mu_);
   bool write_in_progress_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;

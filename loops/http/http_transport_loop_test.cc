@@ -222,6 +222,93 @@ TEST_F(HttpTransportLoopTest, AnswersInCompletionOrder) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+// Deliveries 1..n of one subscription, all but the first after_previous.
+std::vector<v1::Delivery> Lane(const std::string& endpoint, int n) {
+  std::vector<v1::Delivery> out;
+  for (int i = 1; i <= n; ++i) {
+    v1::Delivery d = MakeDelivery(i, endpoint, absl::StrCat("{\"n\":", i, "}"));
+    d.set_subscription_id("sub-a");
+    d.set_after_previous(i > 1);
+    out.push_back(d);
+  }
+  return out;
+}
+
+TEST_F(HttpTransportLoopTest, PostsASubscriptionsDeliveriesOneAfterAnother) {
+  LoopbackHttpServer& subscriber = Subscriber(204);
+  subscriber.Hold();
+  auto context = Context();
+  auto stream = stub_->Deliver(context.get());
+  ASSERT_TRUE(stream->Write(Batch(Lane(subscriber.Url(), 4))));
+  ASSERT_TRUE(subscriber.WaitForActive(1, absl::Seconds(20)));
+  // The others wait behind the first: nothing else reaches the subscriber.
+  EXPECT_EQ(subscriber.received().size(), 1u);
+  subscriber.Release();
+  std::vector<uint64_t> ids;
+  v1::DeliveryResultBatch r;
+  while (ids.size() < 4 && stream->Read(&r)) {
+    for (const v1::DeliveryResult& result : r.results()) {
+      EXPECT_TRUE(result.delivered()) << result.error();
+      ids.push_back(result.delivery_id());
+    }
+  }
+  EXPECT_THAT(ids, ElementsAre(1u, 2u, 3u, 4u));
+  std::vector<std::string> bodies;
+  for (const auto& req : subscriber.received()) bodies.push_back(req.body);
+  EXPECT_THAT(bodies,
+              ElementsAre("{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"));
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_FALSE(stream->Read(&r));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(HttpTransportLoopTest, AFailureSkipsTheDeliveriesBehindIt) {
+  LoopbackHttpServer& subscriber = Subscriber(503);
+  auto context = Context();
+  auto stream = stub_->Deliver(context.get());
+  ASSERT_TRUE(stream->Write(Batch(Lane(subscriber.Url(), 3))));
+  std::map<uint64_t, v1::DeliveryResult> results;
+  v1::DeliveryResultBatch r;
+  while (results.size() < 3 && stream->Read(&r)) {
+    for (const v1::DeliveryResult& result : r.results()) {
+      results[result.delivery_id()] = result;
+    }
+  }
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_FALSE(results[1].delivered());
+  EXPECT_FALSE(results[1].skipped());
+  EXPECT_EQ(results[1].http_status(), 503);
+  for (uint64_t id : {2u, 3u}) {
+    EXPECT_TRUE(results[id].skipped()) << id;
+    EXPECT_FALSE(results[id].delivered()) << id;
+  }
+  EXPECT_EQ(subscriber.received().size(), 1u);  // only the first was posted
+
+  // More after_previous deliveries are skipped too, until the host starts
+  // the subscription afresh (the retry of the first, not after_previous).
+  subscriber.set_status(204);
+  std::vector<v1::Delivery> more = Lane(subscriber.Url(), 2);
+  more[0].set_delivery_id(4);
+  more[0].set_after_previous(true);
+  more[1].set_delivery_id(5);
+  ASSERT_TRUE(stream->Write(Batch(more)));
+  std::vector<v1::Delivery> retry = Lane(subscriber.Url(), 1);
+  retry[0].set_delivery_id(6);
+  ASSERT_TRUE(stream->Write(Batch(retry)));
+  while (results.size() < 6 && stream->Read(&r)) {
+    for (const v1::DeliveryResult& result : r.results()) {
+      results[result.delivery_id()] = result;
+    }
+  }
+  EXPECT_TRUE(results[4].skipped());
+  EXPECT_TRUE(results[5].skipped());
+  EXPECT_TRUE(results[6].delivered());
+  EXPECT_EQ(subscriber.received().size(), 2u);
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_FALSE(stream->Read(&r));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(HttpTransportLoopTest, ACancelledStreamLeavesTheLoopServing) {
   LoopbackHttpServer& slow = Subscriber(204);
   slow.Hold();

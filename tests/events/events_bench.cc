@@ -10,6 +10,7 @@
 //
 //   events-bench [--subscribers 100] [--rate 1000] [--seconds 10]
 //                [--max-seconds 10] [--idle-seconds 10] [--http-child]
+//                [--delivery-window N]   (LOOPHOST_DELIVERY_WINDOW)
 #include <httplib.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ struct Options {
   int max_seconds = 10;
   int idle_seconds = 10;
   bool http_child = false;
+  int delivery_window = 0;  // 0: loophost's default
 };
 
 // The subscribers: LH_GOSUBSCRIBER_BINARY (tests/events/gosubscriber), N Go
@@ -157,6 +159,9 @@ int Run(const Options& o) {
                  {"LOOPHOST_DEDUP_WINDOW", "0"}};
   options.files = {{"ptp.log", ""}};
   if (o.http_child) options.env["HTTP_PLUGIN_CMD"] = LH_LOOP_HTTP_BINARY;
+  if (o.delivery_window > 0) {
+    options.env["LOOPHOST_DELIVERY_WINDOW"] = absl::StrCat(o.delivery_window);
+  }
   auto host = LoophostProcess::Start(options);
   if (!host.ok()) {
     std::fprintf(stderr, "loophost: %s\n",
@@ -253,6 +258,7 @@ int Run(const Options& o) {
     std::printf("%s\n",
                 json{{"bench", "latency"},
                      {"subscribers", o.subscribers},
+                     {"delivery_window", o.delivery_window},
                      {"events_per_s", o.rate},
                      {"events", accepted.size()},
                      {"deliveries", us.size()},
@@ -296,6 +302,7 @@ int Run(const Options& o) {
     poster.join();
     std::printf("%s\n", json{{"bench", "throughput"},
                              {"subscribers", o.subscribers},
+                             {"delivery_window", o.delivery_window},
                              {"seconds", elapsed},
                              {"deliveries", arrived},
                              {"deliveries_per_s", arrived / elapsed}}
@@ -354,11 +361,13 @@ int main(int argc, char** argv) {
       next(&o.idle_seconds);
     } else if (a == "--http-child") {
       o.http_child = true;
+    } else if (a == "--delivery-window") {
+      next(&o.delivery_window);
     } else {
       std::fprintf(stderr,
                    "usage: events-bench [--subscribers N] [--rate EV/S] "
                    "[--seconds S] [--max-seconds S] [--idle-seconds S] "
-                   "[--http-child]\n");
+                   "[--http-child] [--delivery-window N]\n");
       return 2;
     }
   }

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -226,6 +227,17 @@ void FakeTransport::Release(const std::string& endpoint) {
     result.set_delivery_id(p.delivery_id);
     result.set_delivered(true);
     result.set_http_status(204);
+    std::optional<pb::Delivery> next;
+    {
+      absl::MutexLock lock(&mu_);
+      Lane& lane = lanes_[{p.stream, p.subscription_id}];
+      lane.parked = false;
+      if (!lane.waiting.empty()) {
+        next = std::move(lane.waiting.front());
+        lane.waiting.pop_front();
+      }
+    }
+    if (next) Send(p.stream, *std::move(next), &batch);
     p.stream->Write(batch);
   }
 }
@@ -245,6 +257,18 @@ size_t FakeTransport::held() const {
   size_t n = 0;
   for (const auto& [endpoint, parked] : holding_) n += parked.size();
   return n;
+}
+
+size_t FakeTransport::waiting() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [key, lane] : lanes_) n += lane.waiting.size();
+  return n;
+}
+
+size_t FakeTransport::skipped() const {
+  absl::MutexLock lock(&mu_);
+  return skipped_;
 }
 
 size_t FakeTransport::streams() const {
@@ -317,6 +341,47 @@ pb::DeliveryResult FakeTransport::Answer(const pb::Delivery& d) {
   return result;
 }
 
+pb::DeliveryResult FakeTransport::Skipped(uint64_t delivery_id) {
+  ++skipped_;
+  pb::DeliveryResult result;
+  result.set_delivery_id(delivery_id);
+  result.set_skipped(true);
+  result.set_error("not sent: an earlier delivery failed");
+  return result;
+}
+
+void FakeTransport::Send(Stream* stream, pb::Delivery d,
+                         pb::DeliveryResultBatch* results) {
+  const LaneKey key{stream, d.subscription_id()};
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      received_.push_back({d, absl::Now()});
+      auto it = holding_.find(d.endpoint());
+      if (it != holding_.end()) {
+        it->second.push_back({stream, d.delivery_id(), d.subscription_id()});
+        lanes_[key].parked = true;
+        return;
+      }
+    }
+    pb::DeliveryResult result = Answer(d);
+    *results->add_results() = result;
+    absl::MutexLock lock(&mu_);
+    Lane& lane = lanes_[key];
+    if (!result.delivered()) {
+      lane.failed = true;
+      for (const pb::Delivery& w : lane.waiting) {
+        *results->add_results() = Skipped(w.delivery_id());
+      }
+      lane.waiting.clear();
+      return;
+    }
+    if (lane.waiting.empty()) return;
+    d = std::move(lane.waiting.front());
+    lane.waiting.pop_front();
+  }
+}
+
 grpc::Status FakeTransport::Deliver(grpc::ServerContext*, Stream* stream) {
   {
     absl::MutexLock lock(&mu_);
@@ -325,18 +390,23 @@ grpc::Status FakeTransport::Deliver(grpc::ServerContext*, Stream* stream) {
   pb::DeliveryBatch batch;
   while (stream->Read(&batch)) {
     pb::DeliveryResultBatch results;
-    for (const pb::Delivery& delivery : batch.deliveries()) {
-      bool hold = false;
+    for (pb::Delivery& delivery : *batch.mutable_deliveries()) {
+      bool go = true;
       {
         absl::MutexLock lock(&mu_);
-        received_.push_back({delivery, absl::Now()});
-        auto it = holding_.find(delivery.endpoint());
-        if (it != holding_.end()) {
-          it->second.push_back({stream, delivery.delivery_id()});
-          hold = true;
+        Lane& lane = lanes_[{stream, delivery.subscription_id()}];
+        if (!delivery.after_previous()) {
+          lane.failed = false;
+        } else if (lane.failed) {
+          *results.add_results() = Skipped(delivery.delivery_id());
+          continue;
+        }
+        if (lane.parked || !lane.waiting.empty()) {
+          lane.waiting.push_back(std::move(delivery));
+          go = false;
         }
       }
-      if (!hold) *results.add_results() = Answer(delivery);
+      if (go) Send(stream, std::move(delivery), &results);
     }
     if (results.results_size() == 0) continue;
     absl::MutexLock lock(&write_mu_);
@@ -350,6 +420,9 @@ grpc::Status FakeTransport::Deliver(grpc::ServerContext*, Stream* stream) {
                      parked.begin(), parked.end(),
                      [stream](const Parked& p) { return p.stream == stream; }),
                  parked.end());
+  }
+  for (auto it = lanes_.begin(); it != lanes_.end();) {
+    it = it->first.first == stream ? lanes_.erase(it) : std::next(it);
   }
   return grpc::Status::OK;
 }

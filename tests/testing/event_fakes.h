@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -143,6 +144,10 @@ class FakeTransport final : public loophost::v1::Transport::Service {
   std::vector<Received> received() const;
   // Deliveries currently held (unanswered).
   size_t held() const;
+  // Deliveries waiting behind a held one of their subscription.
+  size_t waiting() const;
+  // Deliveries answered skipped (behind a failure), in all.
+  size_t skipped() const;
   size_t streams() const;
   bool WaitReceived(size_t count, absl::Duration timeout) const;
 
@@ -161,17 +166,35 @@ class FakeTransport final : public loophost::v1::Transport::Service {
   struct Parked {
     Stream* stream;
     uint64_t delivery_id;
+    std::string subscription_id;
   };
+  // A subscription's deliveries on one stream, posted one at a time as the
+  // real transport does: the rest wait behind a held one and are skipped
+  // after a failure (after_previous).
+  struct Lane {
+    bool failed = false;
+    bool parked = false;
+    std::deque<loophost::v1::Delivery> waiting;
+  };
+  using LaneKey = std::pair<Stream*, std::string>;
   loophost::v1::DeliveryResult Answer(const loophost::v1::Delivery& d);
+  // Posts `d` (parks it if its endpoint is held), then what waits behind it
+  // in its lane; their results go into `results`.
+  void Send(Stream* stream, loophost::v1::Delivery d,
+            loophost::v1::DeliveryResultBatch* results);
+  loophost::v1::DeliveryResult Skipped(uint64_t delivery_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const bool http_mode_;
   mutable absl::Mutex mu_;
   absl::Mutex write_mu_;  // one writer at a time per stream (sync API)
   std::map<std::string, std::vector<Outcome>> script_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<Parked>> holding_ ABSL_GUARDED_BY(mu_);
+  std::map<LaneKey, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
   int check_status_ ABSL_GUARDED_BY(mu_) = 204;
   size_t streams_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A CloudEvent as the PTP loop would send it: one enumeration value.
