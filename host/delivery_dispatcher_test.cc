@@ -1,7 +1,7 @@
 // DeliveryDispatcher with a fake Transport on a real gRPC server and a real
-// EventStore: per-subscriber order with one delivery in flight, a slow
-// subscriber not delaying others, backoff, retention, optional removal, and a
-// transport restart that loses nothing.
+// EventStore: per-subscriber order with a window of deliveries in flight, a
+// slow subscriber not delaying others, backoff, retention, optional removal,
+// and a transport restart that loses nothing.
 #include "host/delivery_dispatcher.h"
 
 #include <gmock/gmock.h>

@@ -727,7 +727,8 @@ std::vector<OutboxRow> EventStore::RowsAfter(const std::string& subscription_id,
   absl::MutexLock lock(&impl_->mu_);
   auto stmt = impl_->Stmt(kSelectAfter);
   if (!stmt.ok()) return out;
-  (*stmt)->Bind(1, subscription_id)
+  (*stmt)
+      ->Bind(1, subscription_id)
       .Bind(2, static_cast<int64_t>(after_id))
       .Bind(3, static_cast<int64_t>(limit));
   while ((*stmt)->Step() == SQLITE_ROW) out.push_back(ReadOutboxRow(**stmt));
