@@ -15,9 +15,9 @@
 
 #include <algorithm>
 #include <deque>
-#include <string>
 #include <limits>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
