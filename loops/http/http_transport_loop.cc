@@ -1,6 +1,6 @@
 // HttpTransportLoop (see http_transport_loop.h). The Deliver stream is a
-// callback-API reactor: each batch read goes to the CurlSender in one go, except
-// the deliveries that must wait for an earlier one of their subscription
+// callback-API reactor: each batch read goes to the CurlSender in one go,
+// except the deliveries that must wait for an earlier one of their subscription
 // (after_previous): those queue per subscription and are posted from the
 // previous one's completion, or answered skipped if it failed. Results are
 // written back in batches (gRPC allows one outstanding write: what
