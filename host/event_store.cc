@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "host/wal_checkpointer.h"
 
 namespace loophost::host {
 namespace {
@@ -213,8 +214,11 @@ std::string NewUuid() {
 class EventStore::Impl {
  public:
   ~Impl() {
-    // Statements must be finalized before the connection closes.
+    // Statements must be finalized before the connection closes; the
+    // checkpointer's connection goes first, so closing db_ (the last one)
+    // checkpoints what is left and removes the log.
     statements_.clear();
+    checkpointer_.reset();
     if (db_ != nullptr) sqlite3_close_v2(db_);
   }
 
@@ -238,6 +242,9 @@ class EventStore::Impl {
     LH_RETURN_IF_ERROR(ExecLocked("PRAGMA synchronous=NORMAL", path));
     LH_RETURN_IF_ERROR(ExecLocked("PRAGMA foreign_keys=ON", path));
     LH_RETURN_IF_ERROR(MigrateLocked(path));
+    // Checkpoints on their own thread: a commit never waits for one.
+    LH_ASSIGN_OR_RETURN(checkpointer_, WalCheckpointer::Start(path));
+    checkpointer_->HookInto(db_);
     return absl::OkStatus();
   }
 
@@ -325,6 +332,7 @@ class EventStore::Impl {
   }
 
   sqlite3* db_ = nullptr;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   mutable absl::Mutex mu_;
   // Keyed by the SQL text's address: every caller passes a literal.
   std::map<const char*, std::unique_ptr<Statement>> statements_

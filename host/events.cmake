@@ -4,11 +4,13 @@
 find_package(SQLite3 REQUIRED)
 
 lh_cc_library(NAME event_store
-  SRCS event_store.cc
+  SRCS event_store.cc wal_checkpointer.cc
   DEPS loophost::common SQLite::SQLite3 absl::status absl::statusor absl::strings
     absl::str_format absl::synchronization absl::time)
 
 lh_cc_test(NAME event_store_test SRCS event_store_test.cc
+  DEPS loophost::event_store loophost::testing SQLite::SQLite3 LABELS unit)
+lh_cc_test(NAME wal_checkpointer_test SRCS wal_checkpointer_test.cc
   DEPS loophost::event_store loophost::testing SQLite::SQLite3 LABELS unit)
 
 lh_cc_library(NAME event_framework
