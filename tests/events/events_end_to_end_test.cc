@@ -48,7 +48,8 @@ const std::string kSyncState = Resource("/sync/sync-status/sync-state");
 
 // A loopback subscriber: answers every POST with 204 and keeps, per path, the
 // JSON of every non-empty body in arrival order. Down() closes the port
-// (connections are refused); Up() serves on the same port again.
+// (connections are refused); Up() serves on the same port again. FailEvery(n)
+// answers every n-th non-empty POST 503 instead, and does not keep it.
 class Subscriber {
  public:
   Subscriber() { EXPECT_TRUE(Up()); }
@@ -58,11 +59,14 @@ class Subscriber {
     auto server = std::make_unique<httplib::Server>();
     server->Post(
         ".*", [this](const httplib::Request& req, httplib::Response& res) {
-          if (!req.body.empty()) {
-            absl::MutexLock lock(&mu_);
-            posts_[req.path].push_back(json::parse(req.body, nullptr, false));
-          }
           res.status = 204;
+          if (req.body.empty()) return;
+          absl::MutexLock lock(&mu_);
+          if (fail_every_ > 0 && ++posted_ % fail_every_ == 0) {
+            res.status = 503;
+            return;
+          }
+          posts_[req.path].push_back(json::parse(req.body, nullptr, false));
         });
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (true) {
@@ -85,6 +89,10 @@ class Subscriber {
     thread_.join();
     server_.reset();
   }
+  void FailEvery(int n) {
+    absl::MutexLock lock(&mu_);
+    fail_every_ = n;
+  }
   std::string Url(const std::string& path) const {
     return absl::StrCat("http://127.0.0.1:", port_, path);
   }
@@ -100,6 +108,8 @@ class Subscriber {
   int port_ = 0;
   mutable absl::Mutex mu_;
   std::map<std::string, std::vector<json>> posts_ ABSL_GUARDED_BY(mu_);
+  int fail_every_ ABSL_GUARDED_BY(mu_) = 0;
+  int posted_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct ApiAnswer {
@@ -397,6 +407,32 @@ TEST_F(EventsEndToEndTest, LoopHttpKilledMidStreamLosesNothing) {
   EXPECT_EQ(Deduplicated(got), expected);
   // The host saw the transport's stream end and opened a new one.
   EXPECT_THAT(host->LogLines({"delivery stream closed"}), Not(IsEmpty()));
+}
+
+// Every 4th POST fails while the transport holds a window of the subscriber's
+// deliveries: what it accepted is every event, in order, each exactly once
+// (the ones behind a failure were skipped and sent again, not reordered).
+TEST_F(EventsEndToEndTest, AFlakySubscriberGetsEverythingInOrderExactlyOnce) {
+  auto host = StartHost();
+  ASSERT_NE(host, nullptr);
+  ASSERT_EQ(SubscribeV2(*host, kLockState, subscriber_.Url("/a")).status, 201);
+  const size_t before = subscriber_.Events("/a").size();
+  subscriber_.FailEvery(4);
+  AppendLines(FlipLines(40, &log_time_));
+  const std::vector<json> expected = Expected(kLockState);
+  ASSERT_GE(expected.size(), 40u);
+  ASSERT_TRUE(host->WaitFor(
+      [&] {
+        return subscriber_.Events("/a").size() >= before + expected.size();
+      },
+      kWait, "every event accepted"));
+  std::vector<json> got = subscriber_.Events("/a");
+  got.erase(got.begin(), got.begin() + before);
+  std::vector<json> essences;
+  for (const json& e : got) essences.push_back(Essence(e));
+  EXPECT_EQ(essences, expected);
+  EXPECT_THAT(host->LogLines({"delivery failed; kept for retry"}),
+              Not(IsEmpty()));
 }
 
 TEST_F(EventsEndToEndTest, SubscriberDownForAMinuteGetsEverythingAfterwards) {
