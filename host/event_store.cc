@@ -1,6 +1,7 @@
 // Implementation of EventStore (event_store.h) on the SQLite C API: one
-// connection in WAL mode behind a mutex, prepared statements kept for the
-// connection's life, forward-only migrations recorded in schema_version.
+// connection in WAL mode behind a mutex (checkpoints run on a second one, the
+// WalCheckpointer's), prepared statements kept for the connection's life,
+// forward-only migrations recorded in schema_version.
 #include "host/event_store.h"
 
 #include <sqlite3.h>
