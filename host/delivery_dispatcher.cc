@@ -267,7 +267,7 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
   std::vector<OutboxRow> heads;
   std::vector<std::string> lanes_with_room;
   if (full_scan) {
-    std::vector<std::string> busy;
+    std::vector<std::string> busy;  // sorted, as lanes_ is
     busy.reserve(lanes_.size());
     for (const auto& [id, lane] : lanes_) busy.push_back(id);
     heads = store_.DueDeliveries(now, busy, capacity);

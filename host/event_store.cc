@@ -696,14 +696,9 @@ std::vector<OutboxRow> EventStore::DueDeliveries(
   (*stmt)->Bind(1, ToMicros(now));
   while (out.size() < limit && (*stmt)->Step() == SQLITE_ROW) {
     OutboxRow row = ReadOutboxRow(**stmt);
-    bool is_busy = false;
-    for (const std::string& b : busy) {
-      if (b == row.subscription_id) {
-        is_busy = true;
-        break;
-      }
+    if (!std::binary_search(busy.begin(), busy.end(), row.subscription_id)) {
+      out.push_back(std::move(row));
     }
-    if (!is_busy) out.push_back(std::move(row));
   }
   (*stmt)->Reset();
   return out;

@@ -106,8 +106,8 @@ class EventStore {
                                    const std::vector<Delivery>& deliveries);
 
   // The oldest undelivered row of each subscription whose next_attempt <= now,
-  // skipping subscriptions in `busy` (those with rows in flight already), at
-  // most `limit`.
+  // skipping subscriptions in `busy` (sorted; those with rows in flight
+  // already), at most `limit`.
   std::vector<OutboxRow> DueDeliveries(absl::Time now,
                                        const std::vector<std::string>& busy,
                                        size_t limit) const;
