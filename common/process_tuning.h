@@ -3,6 +3,8 @@
 // other threads start.
 #pragma once
 
+#include <cstdint>
+
 namespace loophost {
 
 // Debian builds Abseil without NDEBUG, so every absl::Mutex (gRPC's own
@@ -15,5 +17,11 @@ void DisableMutexDeadlockDetection();
 // nobody waits. Blocks for a few milliseconds: call it from a thread off the
 // critical path.
 void WarmCpuFrequency();
+
+// Raises the soft limit on open files to the hard limit (as Go programs do at
+// start): the transport keeps a connection per subscriber, and a common soft
+// limit is 1024. Every library here waits on sockets with poll or epoll, never
+// select, so descriptors past 1024 are safe. Returns the new soft limit.
+uint64_t RaiseOpenFileLimit();
 
 }  // namespace loophost

@@ -151,8 +151,19 @@ void DeliveryDispatcher::Run() {
     // A new generation gets a stream at once; the same one after a delay
     // (its stream just ended: it may be going away, and an in-process
     // channel must not be used after its server stopped).
+    // What the bound on deliveries in flight left behind is looked for again
+    // once an eighth of it is free, not after every result: a pass costs a
+    // lookup per subscription.
+    size_t free_slots = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      free_slots = options_.max_in_flight -
+                   std::min(options_.max_in_flight, in_flight_.size());
+    }
     bool full_scan =
-        new_rows || now >= next_retry || (capacity_limited && applied.any);
+        new_rows || now >= next_retry ||
+        (capacity_limited && applied.any &&
+         free_slots >= std::max<size_t>(1, options_.max_in_flight / 8));
     if (stream_ == nullptr && serving &&
         (now >= reopen_at_ ||
          !SameGeneration(closed_generation_, serving->generation))) {

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   DisableMutexDeadlockDetection();
+  RaiseOpenFileLimit();  // plugins inherit it
   WarmCpuFrequency();
   // Held for the whole run, so gRPC does not shut down and restart its threads
   // each time the last channel of a plugin generation goes away.

@@ -36,6 +36,10 @@ constexpr char kDefaultContentType[] = "application/json";
 // that the watchdog can tell a busy worker from a stuck one.
 constexpr int kBusyPollMs = 1000;
 constexpr int kMaxEvents = 256;  // per epoll_wait
+// Kept-alive connections cached by default: one per subscriber endpoint for
+// up to this many subscribers (a connection opened per POST costs more than
+// the POST).
+constexpr CurlLong kDefaultIdleConnections = 4096;
 
 // The sender whose worker runs on this thread: a Post from a completion
 // callback needs no wakeup, the worker looks at the queue before it sleeps.
@@ -137,7 +141,7 @@ absl::Status CurlSender::Init() {
   const CurlLong max_idle =
       options_.max_idle_connections > 0
           ? options_.max_idle_connections
-          : std::max<CurlLong>(256, options_.max_in_flight);
+          : std::max<CurlLong>(kDefaultIdleConnections, options_.max_in_flight);
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_idle);
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
                     static_cast<CurlLong>(options_.max_host_connections));

@@ -64,7 +64,7 @@ struct CurlSenderOptions {
   // 0 = no limit. Requests over it wait inside libcurl, not in front of
   // other hosts.
   int max_host_connections = 0;
-  // Idle connections kept for reuse (CURLMOPT_MAXCONNECTS); 0 = max(256,
+  // Idle connections kept for reuse (CURLMOPT_MAXCONNECTS); 0 = max(4096,
   // max_in_flight).
   int max_idle_connections = 0;
   // Called on a watchdog thread when the worker has had work but has not come

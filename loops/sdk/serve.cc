@@ -294,6 +294,7 @@ int ServeLoop(std::unique_ptr<Loop> loop) {
   const pid_t parent = ::getppid();
   ::signal(SIGPIPE, SIG_IGN);  // a closed stdout must not kill us
   DisableMutexDeadlockDetection();
+  RaiseOpenFileLimit();
   // hclog JSON lines: loophost and go-plugin hosts re-log them with level and
   // fields.
   SetLogFormat(LogFormat::kHclogJson);

@@ -11,6 +11,7 @@
 //   events-bench [--subscribers 100] [--rate 1000] [--seconds 10]
 //                [--max-seconds 10] [--idle-seconds 10] [--http-child]
 //                [--delivery-window N]   (LOOPHOST_DELIVERY_WINDOW)
+//                [--env K=V]...          (more of loophost's environment)
 #include <httplib.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ struct Options {
   int idle_seconds = 10;
   bool http_child = false;
   int delivery_window = 0;  // 0: loophost's default
+  std::vector<std::pair<std::string, std::string>> env;  // --env K=V
 };
 
 // The subscribers: LH_GOSUBSCRIBER_BINARY (tests/events/gosubscriber), N Go
@@ -159,6 +161,7 @@ int Run(const Options& o) {
                  {"LOOPHOST_DEDUP_WINDOW", "0"}};
   options.files = {{"ptp.log", ""}};
   if (o.http_child) options.env["HTTP_PLUGIN_CMD"] = LH_LOOP_HTTP_BINARY;
+  for (const auto& [key, value] : o.env) options.env[key] = value;
   if (o.delivery_window > 0) {
     options.env["LOOPHOST_DELIVERY_WINDOW"] = absl::StrCat(o.delivery_window);
   }
@@ -363,11 +366,16 @@ int main(int argc, char** argv) {
       o.http_child = true;
     } else if (a == "--delivery-window") {
       next(&o.delivery_window);
+    } else if (a == "--env" && i + 1 < argc &&
+               absl::StrContains(argv[i + 1], '=')) {
+      std::pair<std::string, std::string> kv =
+          absl::StrSplit(argv[++i], absl::MaxSplits('=', 1));
+      o.env.push_back(std::move(kv));
     } else {
       std::fprintf(stderr,
                    "usage: events-bench [--subscribers N] [--rate EV/S] "
                    "[--seconds S] [--max-seconds S] [--idle-seconds S] "
-                   "[--http-child] [--delivery-window N]\n");
+                   "[--http-child] [--delivery-window N] [--env K=V]...\n");
       return 2;
     }
   }
