@@ -378,7 +378,7 @@ bool DeliveryDispatcher::LeaveLane(const std::string& subscription_id,
   absl::MutexLock lock(&mu_);
   auto next = in_flight_.find(lane.rows.front());
   if (next != in_flight_.end()) next->second.sent = now;
-  return false;
+  return !lane.failed;
 }
 
 DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
@@ -441,8 +441,7 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
   // time); one still going may take more rows, unless it failed.
   for (const auto& [result, delivery] : known) {
     const std::string& id = delivery.subscription_id;
-    if (LeaveLane(id, result->delivery_id(), result->delivered(), now) ||
-        !lanes_.at(id).failed) {
+    if (LeaveLane(id, result->delivery_id(), result->delivered(), now)) {
       freed_.push_back(id);
     }
   }

@@ -107,7 +107,8 @@ class DeliveryDispatcher {
   // then the rows that follow in the lanes with room. True if the bound on
   // deliveries in flight may have left due rows behind.
   bool SendDue(bool full_scan);
-  // Drops `row_id` from its lane; true if the lane is now empty (and gone).
+  // Drops `row_id` from its lane; true if the subscription may take rows now
+  // (its lane emptied and is gone, or goes on without a failure).
   bool LeaveLane(const std::string& subscription_id, uint64_t row_id,
                  bool delivered, absl::Time now);
   AppliedResults ApplyResults();

@@ -8,7 +8,7 @@ namespace loophost::host {
 namespace {
 
 int OnCommit(void* self, sqlite3* /*db*/, const char* /*name*/, int pages) {
-  static_cast<WalCheckpointer*>(self)->Committed(pages);
+  (void)static_cast<WalCheckpointer*>(self)->Committed(pages);
   return SQLITE_OK;
 }
 
@@ -59,10 +59,11 @@ void WalCheckpointer::HookInto(sqlite3* db) {
   sqlite3_wal_hook(db, &OnCommit, this);
 }
 
-void WalCheckpointer::Committed(int wal_pages) {
-  if (wal_pages < threshold_pages_) return;
+bool WalCheckpointer::Committed(int wal_pages) {
+  if (wal_pages < threshold_pages_) return false;
   absl::MutexLock lock(&mu_);
   wanted_ = true;
+  return true;
 }
 
 uint64_t WalCheckpointer::checkpoints() const {

@@ -36,9 +36,9 @@ class WalCheckpointer {
   // Installs Committed() as `db`'s WAL hook; this replaces SQLite's automatic
   // checkpoint on that connection. The checkpointer must outlive `db`'s use.
   void HookInto(sqlite3* db);
-  // A commit left `wal_pages` pages in the log: wake the thread if that is at
-  // or past the threshold.
-  void Committed(int wal_pages);
+  // A commit left `wal_pages` pages in the log: wakes the thread if that is at
+  // or past the threshold, and says whether it did.
+  bool Committed(int wal_pages);
   // Checkpoints run so far.
   uint64_t checkpoints() const;
 

@@ -1,6 +1,7 @@
 // WalCheckpointer on a real SQLite database in WAL mode: commits past the
 // threshold get checkpointed on the checkpointer's thread (the database file
-// grows, the committing connection never checkpoints), below it nothing runs.
+// grows), only a log at the threshold wakes it, and the committing connection
+// no longer checkpoints by itself.
 #include "host/wal_checkpointer.h"
 
 #include <gmock/gmock.h>
@@ -60,6 +61,14 @@ class WalCheckpointerTest : public ::testing::Test {
     Exec("COMMIT");
   }
 
+  // Starts the checkpointer and makes it db_'s WAL hook.
+  void StartCheckpointer(int threshold_pages) {
+    auto started = WalCheckpointer::Start(path_, threshold_pages);
+    ASSERT_THAT(started, IsOk());
+    checkpointer_ = std::move(*started);
+    checkpointer_->HookInto(db_);
+  }
+
   std::unique_ptr<TempDir> dir_;
   std::string path_;
   sqlite3* db_ = nullptr;
@@ -67,10 +76,7 @@ class WalCheckpointerTest : public ::testing::Test {
 };
 
 TEST_F(WalCheckpointerTest, CheckpointsOnItsThreadPastTheThreshold) {
-  auto started = WalCheckpointer::Start(path_, 50);
-  ASSERT_THAT(started, IsOk());
-  checkpointer_ = std::move(*started);
-  checkpointer_->HookInto(db_);
+  StartCheckpointer(50);
   const int64_t before = FileSize(path_);
   Insert(100);  // about 100 pages in the log: past the threshold
   ASSERT_TRUE(WaitFor([&] { return checkpointer_->checkpoints() >= 1; },
@@ -79,16 +85,21 @@ TEST_F(WalCheckpointerTest, CheckpointsOnItsThreadPastTheThreshold) {
   EXPECT_GT(FileSize(path_), before + 50 * 4000);
 }
 
-TEST_F(WalCheckpointerTest, BelowTheThresholdNothingRuns) {
-  auto started = WalCheckpointer::Start(path_, 1000);
-  ASSERT_THAT(started, IsOk());
-  checkpointer_ = std::move(*started);
-  checkpointer_->HookInto(db_);
+TEST_F(WalCheckpointerTest, OnlyALogAtTheThresholdWakesTheThread) {
+  StartCheckpointer(50);
+  EXPECT_FALSE(checkpointer_->Committed(49));
+  EXPECT_TRUE(checkpointer_->Committed(50));
+  EXPECT_TRUE(checkpointer_->Committed(51));
+}
+
+TEST_F(WalCheckpointerTest, TheHookReplacesTheCommittersOwnCheckpoint) {
+  StartCheckpointer(1 << 30);  // never wakes
   const int64_t before = FileSize(path_);
-  Insert(10);
-  EXPECT_EQ(checkpointer_->checkpoints(), 0u);
-  // Nor did the committing connection checkpoint (the hook replaced it).
+  // Past SQLite's automatic checkpoint (1000 pages), which would run inside
+  // this COMMIT and grow the database file, had the hook not replaced it.
+  Insert(1100);
   EXPECT_EQ(FileSize(path_), before);
+  EXPECT_EQ(checkpointer_->checkpoints(), 0u);
 }
 
 TEST(WalCheckpointerStartTest, AMissingDatabaseIsAnError) {
