@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace loophost::host {
 
@@ -64,7 +65,10 @@ void DeliveryDispatcher::Start() {
     absl::MutexLock lock(&mu_);
     wake_ = true;
   });
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lh-dispatcher");
+    Run();
+  });
 }
 
 void DeliveryDispatcher::Notify() {
@@ -215,6 +219,7 @@ void DeliveryDispatcher::OpenStream(const ServingPlugin& serving) {
   }
   Stream* raw = stream.get();
   stream->reader = std::thread([this, raw] {
+    NameThisThread("lh-results");
     pb::DeliveryResultBatch batch;
     while (raw->rw->Read(&batch)) {
       absl::MutexLock lock(&mu_);

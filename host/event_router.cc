@@ -15,6 +15,7 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "events/cloud_event_json.h"
 #include "events/ptp_events.h"
 #include "loophost/v1/event_source.grpc.pb.h"
@@ -83,7 +84,10 @@ void EventRouter::Start() {
     absl::MutexLock lock(&mu_);
     serving_changed_ = true;
   });
-  manager_ = std::thread([this] { Manage(); });
+  manager_ = std::thread([this] {
+    NameThisThread("lh-router");
+    Manage();
+  });
 }
 
 void EventRouter::Stop() {
@@ -145,7 +149,10 @@ void EventRouter::Manage() {
           source = std::make_unique<Source>(s.name);
           source->serving = s;
           Source* raw = source.get();
-          source->thread = std::thread([this, raw] { RunSource(*raw); });
+          source->thread = std::thread([this, raw] {
+            NameThisThread("lh-source");
+            RunSource(*raw);
+          });
           LogInfo("event source found", {{"source", s.name}});
           continue;
         }

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace loophost::host {
 namespace {
@@ -60,7 +61,10 @@ OutputRelay::OutputRelay()
   ev.data.u64 = kWakeToken;
   ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
   read_buffer_.resize(kReadChunk);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lh-plugin-log");
+    Run();
+  });
 }
 
 OutputRelay::~OutputRelay() {

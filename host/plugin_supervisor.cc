@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace loophost::host {
 namespace {
@@ -101,7 +102,10 @@ PluginSupervisor::PluginSupervisor(Identity identity, InstanceFactory factory,
 PluginSupervisor::~PluginSupervisor() { Stop(); }
 
 void PluginSupervisor::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lh-supervisor");
+    Run();
+  });
 }
 
 void PluginSupervisor::Stop() {

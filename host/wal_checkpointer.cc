@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace loophost::host {
 namespace {
@@ -43,7 +44,10 @@ absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(
 
 WalCheckpointer::WalCheckpointer(sqlite3* db, int threshold_pages)
     : db_(db), threshold_pages_(threshold_pages) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lh-checkpoint");
+    Run();
+  });
 }
 
 WalCheckpointer::~WalCheckpointer() {

@@ -20,6 +20,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
 
 #ifndef LH_VERSION
 #error "LH_VERSION must be defined by the build"
@@ -166,8 +167,15 @@ absl::Status CurlSender::Init() {
     absl::MutexLock lock(&mu_);
     last_turn_ = absl::Now();
   }
-  worker_ = std::thread([this] { Run(); });
-  if (options_.on_health) watchdog_ = std::thread([this] { Watchdog(); });
+  worker_ = std::thread([this] {
+    NameThisThread("http-sender");
+    Run();
+  });
+  if (options_.on_health)
+    watchdog_ = std::thread([this] {
+      NameThisThread("http-watchdog");
+      Watchdog();
+    });
   return absl::OkStatus();
 }
 
