@@ -5,8 +5,10 @@
 // at a rate and
 // measures, per delivery, the time from the host accepting the event (the 202)
 // to the subscriber having the POST. Also: the highest sustained deliveries/s
-// (events posted as fast as the host takes them) and loophost's CPU while idle.
-// One JSON object per line on stdout.
+// (events posted as fast as the host takes them), the same subscribers' raw
+// HTTP ceiling (wrk, when on PATH: one thread, a keep-alive connection per
+// subscriber, the event's JSON as the body) to give that rate as a ratio, and
+// loophost's CPU while idle. One JSON object per line on stdout.
 //
 //   events-bench [--subscribers 100] [--rate 1000] [--seconds 10]
 //                [--max-seconds 10] [--idle-seconds 10] [--http-child]
@@ -27,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -130,6 +133,61 @@ class Subscribers {
   std::unique_ptr<httplib::Client> control_;
   std::vector<std::string> urls_;
 };
+
+// wrk's path from PATH, or empty.
+std::string FindWrk() {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
+    std::string candidate = absl::StrCat(dir, "/wrk");
+    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+// The highest rate of POSTs of `body` to `url` over `connections` keep-alive
+// connections from one wrk thread, for `seconds`: what the machine and the
+// subscribers allow a lone HTTP client. Requests/s, or an error message.
+std::variant<double, std::string> HttpCeiling(const std::string& wrk,
+                                              const std::string& dir,
+                                              const std::string& url,
+                                              const std::string& body,
+                                              int connections, int seconds) {
+  const std::string script = dir + "/ceiling.lua";
+  {
+    std::ofstream out(script);
+    out << "wrk.method = \"POST\"\n"
+        << "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        << "wrk.body = " << json(body).dump() << "\n";
+  }
+  loophost::testing::ChildOptions child;
+  child.argv = {wrk,
+                "-t1",
+                absl::StrCat("-c", connections),
+                absl::StrCat("-d", seconds, "s"),
+                "-s",
+                script,
+                url};
+  child.stdout_path = dir + "/wrk.out";
+  child.stderr_path = dir + "/wrk.err";
+  auto process = loophost::testing::ChildProcess::Spawn(child);
+  if (!process.ok()) return std::string(process.status().message());
+  auto status = (*process)->Wait(absl::Seconds(seconds + 30));
+  if (!status.ok() || !status->ExitedWith(0)) {
+    return absl::StrCat("wrk failed: ",
+                        loophost::testing::ReadFileOrEmpty(child.stderr_path));
+  }
+  const std::string out = loophost::testing::ReadFileOrEmpty(child.stdout_path);
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    double rate = 0;
+    if (absl::ConsumePrefix(&line, "Requests/sec:") &&
+        absl::SimpleAtod(absl::StripAsciiWhitespace(line), &rate)) {
+      return rate;
+    }
+  }
+  return absl::StrCat("no Requests/sec in wrk's output: ", out);
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -275,6 +333,7 @@ int Run(const Options& o) {
     std::fflush(stdout);
   }
 
+  double deliveries_per_s = 0;
   // 2. Highest sustained deliveries/s: post as fast as the subscribers keep
   // up (at most `window` deliveries outstanding), count what arrives.
   {
@@ -303,12 +362,13 @@ int Run(const Options& o) {
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     stop = true;
     poster.join();
+    deliveries_per_s = arrived / elapsed;
     std::printf("%s\n", json{{"bench", "throughput"},
                              {"subscribers", o.subscribers},
                              {"delivery_window", o.delivery_window},
                              {"seconds", elapsed},
                              {"deliveries", arrived},
-                             {"deliveries_per_s", arrived / elapsed}}
+                             {"deliveries_per_s", deliveries_per_s}}
                             .dump()
                             .c_str());
     std::fflush(stdout);
@@ -321,7 +381,35 @@ int Run(const Options& o) {
         absl::Seconds(300), "outbox drained");
   }
 
-  // 3. Idle CPU.
+  // 3. The subscribers' raw HTTP ceiling on this machine, now.
+  {
+    json out = {{"bench", "http_ceiling"}, {"tool", "wrk"}};
+    const std::string wrk = FindWrk();
+    std::string body;
+    if (auto r = api.Get(absl::StrCat("/api/ocloudNotifications/v2", resource,
+                                      "/CurrentState"))) {
+      body = r->body;
+    }
+    if (wrk.empty()) {
+      out["skipped"] = "wrk is not on PATH (apt-get install wrk)";
+    } else {
+      const int connections = std::min(o.subscribers, 1000);
+      auto rate = HttpCeiling(wrk, h.work_dir(), subscribers->Url(0), body,
+                              connections, o.max_seconds);
+      if (const double* r = std::get_if<double>(&rate)) {
+        out["connections"] = connections;
+        out["body_bytes"] = body.size();
+        out["requests_per_s"] = *r;
+        out["deliveries_to_ceiling"] = deliveries_per_s / *r;
+      } else {
+        out["error"] = std::get<std::string>(rate);
+      }
+    }
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+  }
+
+  // 4. Idle CPU.
   {
     std::vector<pid_t> pids = {h.pid()};
     if (o.http_child) pids.push_back(h.PluginPid("http"));
