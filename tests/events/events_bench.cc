@@ -103,6 +103,7 @@ class Subscribers {
   }
 
   const std::string& Url(int i) const { return urls_[i]; }
+  pid_t pid() const { return process_->pid(); }
 
   // Events recorded since the last Take().
   size_t Count() {
@@ -340,6 +341,10 @@ int Run(const Options& o) {
     std::atomic<bool> stop{false};
     std::atomic<size_t> arrived_so_far{0};
     const size_t window = 20 * static_cast<size_t>(o.subscribers);
+    std::vector<pid_t> pids = {h.pid(), subscribers->pid()};
+    if (o.http_child) pids.push_back(h.PluginPid("http"));
+    std::vector<double> cpu_before;
+    for (pid_t p : pids) cpu_before.push_back(CpuSeconds(p));
     const absl::Time start = absl::Now();
     std::thread poster([&] {
       size_t posted = 0;
@@ -360,6 +365,12 @@ int Run(const Options& o) {
     }
     const size_t arrived = subscribers->Count();
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+    // CPU per delivery, each process (10 ms clock ticks over the run).
+    std::vector<double> cpu_us;
+    for (size_t i = 0; i < pids.size(); ++i) {
+      cpu_us.push_back(1e6 * (CpuSeconds(pids[i]) - cpu_before[i]) /
+                       std::max<size_t>(arrived, 1));
+    }
     stop = true;
     poster.join();
     deliveries_per_s = arrived / elapsed;
@@ -368,7 +379,11 @@ int Run(const Options& o) {
                              {"delivery_window", o.delivery_window},
                              {"seconds", elapsed},
                              {"deliveries", arrived},
-                             {"deliveries_per_s", deliveries_per_s}}
+                             {"deliveries_per_s", deliveries_per_s},
+                             {"loophost_cpu_us_per_delivery", cpu_us[0]},
+                             {"subscribers_cpu_us_per_delivery", cpu_us[1]},
+                             {"loop_http_cpu_us_per_delivery",
+                              cpu_us.size() > 2 ? cpu_us[2] : 0.0}}
                             .dump()
                             .c_str());
     std::fflush(stdout);
