@@ -20,10 +20,6 @@ namespace {
 // Bodies per Deliver message: well under gRPC's 4 MB message limit (a body
 // is at most the REST API's 64 KB plus the event's envelope).
 constexpr size_t kMaxBatchBytes = size_t{1} << 20;
-// Delivered rows deleted at a time between deliveries: about half a
-// millisecond of the dispatcher's time (a full pass each second at 1,000
-// deliveries/s held every delivery up for 4-5 ms).
-constexpr size_t kDeleteStep = 128;
 }  // namespace
 
 absl::Duration DeliveryBackoff(int attempts, absl::Duration initial,
@@ -183,7 +179,6 @@ void DeliveryDispatcher::Run() {
       // came due; else only the subscriptions that just got free.
       capacity_limited = SendDue(full_scan);
       if (full_scan || applied.failed) next_retry = store_.NextRetryAfter(now);
-      DeleteDeliveredStep(applied.delivered);
     } else {
       freed_.clear();
     }
@@ -421,7 +416,6 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
     EventStore::Outcome outcome;
     outcome.row_id = result->delivery_id();
     outcome.delivered = result->delivered();
-    if (outcome.delivered) ++applied.delivered;
     if (!outcome.delivered) {
       applied.failed = true;
       waits[i] = DeliveryBackoff(delivery.attempts, options_.backoff_initial,
@@ -457,21 +451,6 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
     }
   }
   return applied;
-}
-
-void DeliveryDispatcher::DeleteDeliveredStep(size_t delivered) {
-  delivered_since_step_ += delivered;
-  if (delivered_since_step_ < kDeleteStep) return;
-  absl::StatusOr<size_t> deleted = store_.DeleteDeliveredFront(kDeleteStep);
-  if (!deleted.ok()) {
-    LogError("deleting delivered rows failed; the housekeeping will",
-             {{"error", std::string(deleted.status().message())}});
-  }
-  // Fewer than a step: the front is clean (or held by an undelivered row);
-  // look again after another step of deliveries.
-  delivered_since_step_ = deleted.ok() && *deleted == kDeleteStep
-                              ? delivered_since_step_ - kDeleteStep
-                              : 0;
 }
 
 void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,

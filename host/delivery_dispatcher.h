@@ -95,9 +95,8 @@ class DeliveryDispatcher {
   };
 
   struct AppliedResults {
-    bool any = false;      // results came in
-    bool failed = false;   // one or more rows wait for a retry now
-    size_t delivered = 0;  // rows done
+    bool any = false;     // results came in
+    bool failed = false;  // one or more rows wait for a retry now
   };
 
   void Run();
@@ -113,9 +112,6 @@ class DeliveryDispatcher {
   bool LeaveLane(const std::string& subscription_id, uint64_t row_id,
                  bool delivered, absl::Time now);
   AppliedResults ApplyResults();
-  // Deletes a step of delivered rows once enough were delivered since the
-  // last step.
-  void DeleteDeliveredStep(size_t delivered);
   // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
                    const InFlight& delivery, absl::Duration wait);
@@ -143,7 +139,6 @@ class DeliveryDispatcher {
   std::set<std::string> failing_;
   std::vector<std::string> freed_;     // results since the last SendDue
   std::map<std::string, Lane> lanes_;  // subscriptions with rows in flight
-  size_t delivered_since_step_ = 0;    // for DeleteDeliveredStep
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -13,7 +13,6 @@
 
 #include "absl/time/clock.h"
 #include "common/status_matchers.h"
-#include "host/sqlite_test_util.h"
 #include "prometheus/text_serializer.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/event_fakes.h"
@@ -130,25 +129,6 @@ std::vector<std::string> Expected(const std::string& endpoint, int n) {
   for (int i = 1; i <= n; ++i)
     out.push_back(endpoint + "#" + std::to_string(i));
   return out;
-}
-
-TEST_F(DeliveryDispatcherTest, DeliveredRowsLeaveTheTableInStepsOf128) {
-  options_.housekeeping_interval = absl::Hours(1);  // its pass only at start
-  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
-  Start();
-  Enqueue({a}, 300);
-  ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
-                      "outbox empty"));
-  // Two steps of 128; the other 44 wait for the next step or housekeeping.
-  const std::string path = dir_->Join("events.db");
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        return RawQuery(path, "SELECT COUNT(*) FROM outbox") ==
-               std::vector<std::string>{"44"};
-      },
-      kWait, "256 delivered rows deleted"));
-  EXPECT_THAT(BodiesFor(a.endpoint),
-              ElementsAreArray(Expected(a.endpoint, 300)));
 }
 
 TEST_F(DeliveryDispatcherTest, DeliversEverythingInOrderAndEmptiesTheOutbox) {

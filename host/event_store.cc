@@ -459,13 +459,6 @@ constexpr char kAdvanceCursor[] =
 constexpr char kDeleteDelivered[] =
     "DELETE FROM outbox WHERE id IN (SELECT o.id FROM subscriptions s JOIN "
     "outbox o ON o.subscription_id = s.id AND o.id <= s.delivered_through)";
-// Every row before the oldest undelivered one is delivered: the front of the
-// table, deleted oldest first, whole pages at a time.
-constexpr char kOldestUndelivered[] =
-    "SELECT MIN(" LH_HEAD_ID ") FROM subscriptions s";
-constexpr char kDeleteFront[] =
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id < ?1 "
-    "ORDER BY id LIMIT ?2)";
 #undef LH_HEAD_ID
 // `after` is a row in flight: undelivered, and so are the rows after it.
 constexpr char kSelectAfter[] =
@@ -839,22 +832,6 @@ absl::Status EventStore::RecordOutcomes(const std::vector<Outcome>& outcomes) {
       }
     }
     return absl::OkStatus();
-  });
-}
-
-absl::StatusOr<size_t> EventStore::DeleteDeliveredFront(size_t limit) {
-  absl::MutexLock lock(&impl_->mu_);
-  return impl_->InTransaction([&]() -> absl::StatusOr<size_t> {
-    LH_ASSIGN_OR_RETURN(Statement * oldest, impl_->Stmt(kOldestUndelivered));
-    int64_t bound = INT64_MAX;  // nothing undelivered: every row may go
-    if (oldest->Step() == SQLITE_ROW && !oldest->IsNull(0)) {
-      bound = oldest->Int(0);
-    }
-    oldest->Reset();
-    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteFront));
-    del->Bind(1, bound).Bind(2, static_cast<int64_t>(limit));
-    LH_RETURN_IF_ERROR(del->Run("delete delivered rows"));
-    return static_cast<size_t>(sqlite3_changes(impl_->db_));
   });
 }
 

@@ -138,10 +138,6 @@ class EventStore {
     absl::Time next_attempt = absl::InfinitePast();  // when not delivered
   };
   absl::Status RecordOutcomes(const std::vector<Outcome>& outcomes);
-  // Deletes up to `limit` delivered rows from the front of the outbox (those
-  // before the oldest undelivered row), oldest first; how many it deleted.
-  // Small steps between deliveries keep ApplyRetention's own pass short.
-  absl::StatusOr<size_t> DeleteDeliveredFront(size_t limit);
   absl::Status SetConsecutiveFailures(const std::string& subscription_id,
                                       int failures);
   // Deletes the delivered rows, then drops undelivered rows older than
