@@ -94,14 +94,6 @@ CREATE TRIGGER outbox_body_gone AFTER DELETE ON outbox
   WHEN NOT EXISTS (SELECT 1 FROM outbox WHERE body_id = OLD.body_id)
   BEGIN DELETE FROM bodies WHERE id = OLD.body_id; END;
 )sql",
-    // 3: a subscription's rows up to delivered_through are delivered. A
-    // result moves that cursor (one small row) instead of deleting its outbox
-    // row (a table and three indexes, in every commit); the housekeeping
-    // deletes delivered rows in bulk.
-    R"sql(
-ALTER TABLE subscriptions ADD COLUMN delivered_through INTEGER NOT NULL
-  DEFAULT 0;
-)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -340,12 +332,6 @@ class EventStore::Impl {
     return result;
   }
 
-  // Marks an undelivered row delivered: the subscription's head moves its
-  // cursor, a later row (delivered out of order) is deleted. False when the
-  // row is gone or delivered already.
-  absl::StatusOr<bool> MarkDeliveredLocked(uint64_t row_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   sqlite3* db_ = nullptr;
   std::unique_ptr<WalCheckpointer> checkpointer_;
   mutable absl::Mutex mu_;
@@ -428,49 +414,30 @@ constexpr char kInsertOutbox[] =
     "attempts, enqueued_us, next_attempt_us) SELECT ?1, ?2, ?3, ?4, 0, ?5, ?5 "
     "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)";
 constexpr char kDeleteBody[] = "DELETE FROM bodies WHERE id = ?1";
-// Undelivered rows are those after their subscription's delivered_through.
-// A subscription's head: its oldest undelivered row.
-#define LH_HEAD_ID                                                     \
-  "(SELECT MIN(id) FROM outbox WHERE subscription_id = s.id AND id > " \
-  "s.delivered_through)"
-#define LH_ROW_COLUMNS                                                    \
-  "o.id, o.subscription_id, o.endpoint, o.event_id, b.body, o.attempts, " \
-  "o.enqueued_us, o.next_attempt_us"
-// Each subscription's head, if due, oldest first.
+// Each subscription's oldest row, if due, oldest first.
 constexpr char kSelectDue[] =
-    "SELECT " LH_ROW_COLUMNS
-    " FROM subscriptions s JOIN outbox o ON o.id = " LH_HEAD_ID
-    " JOIN bodies b ON b.id = o.body_id WHERE o.next_attempt_us <= "
-    "?1 ORDER BY o.id";
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
+    "o.attempts, o.enqueued_us, o.next_attempt_us FROM subscriptions s "
+    "JOIN outbox o ON o.id = (SELECT MIN(id) FROM outbox WHERE "
+    "subscription_id = s.id) JOIN bodies b ON b.id = o.body_id "
+    "WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
 constexpr char kNextRetry[] =
     "SELECT MIN(o.next_attempt_us) FROM subscriptions s JOIN outbox o ON o.id "
-    "= " LH_HEAD_ID " WHERE o.next_attempt_us > ?1";
+    "= (SELECT MIN(id) FROM outbox WHERE subscription_id = s.id) WHERE "
+    "o.next_attempt_us > ?1";
 constexpr char kSelectHead[] =
-    "SELECT " LH_ROW_COLUMNS
-    " FROM subscriptions s JOIN outbox o ON o.id = " LH_HEAD_ID
-    " JOIN bodies b ON b.id = o.body_id WHERE s.id = ?1";
-// An undelivered row's subscription and that subscription's head.
-constexpr char kRowAndHead[] =
-    "SELECT s.id, " LH_HEAD_ID
-    " FROM outbox o JOIN subscriptions s ON s.id = "
-    "o.subscription_id WHERE o.id = ?1 AND o.id > s.delivered_through";
-constexpr char kAdvanceCursor[] =
-    "UPDATE subscriptions SET delivered_through = ?2 WHERE id = ?1";
-constexpr char kDeleteDelivered[] =
-    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM subscriptions s JOIN "
-    "outbox o ON o.subscription_id = s.id AND o.id <= s.delivered_through)";
-#undef LH_HEAD_ID
-// `after` is a row in flight: undelivered, and so are the rows after it.
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
+    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
+    "ON b.id = o.body_id WHERE o.subscription_id = ?1 ORDER BY o.id LIMIT 1";
 constexpr char kSelectAfter[] =
-    "SELECT " LH_ROW_COLUMNS
-    " FROM outbox o JOIN bodies b ON b.id = o.body_id "
-    "WHERE o.subscription_id = ?1 AND o.id > ?2 ORDER BY o.id LIMIT ?3";
-#undef LH_ROW_COLUMNS
+    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
+    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
+    "ON b.id = o.body_id WHERE o.subscription_id = ?1 AND o.id > ?2 "
+    "ORDER BY o.id LIMIT ?3";
 constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
-    "WHERE id = ?1 AND id > (SELECT delivered_through FROM subscriptions "
-    "WHERE id = outbox.subscription_id)";
+    "WHERE id = ?1";
 constexpr char kCountOld[] =
     "SELECT subscription_id, COUNT(*) FROM outbox WHERE enqueued_us < ?1 "
     "GROUP BY subscription_id";
@@ -483,35 +450,11 @@ constexpr char kDeleteOldest[] =
     "subscription_id = ?1 ORDER BY id LIMIT ?2)";
 constexpr char kStats[] =
     "SELECT s.id, s.endpoint, COUNT(o.id), MIN(o.enqueued_us) FROM "
-    "subscriptions s LEFT JOIN outbox o ON o.subscription_id = s.id AND "
-    "o.id > s.delivered_through GROUP BY s.id ORDER BY s.id";
-constexpr char kDepth[] =
-    "SELECT COUNT(*) FROM subscriptions s JOIN outbox o ON o.subscription_id "
-    "= s.id AND o.id > s.delivered_through";
+    "subscriptions s LEFT JOIN outbox o ON o.subscription_id = s.id "
+    "GROUP BY s.id ORDER BY s.id";
+constexpr char kDepth[] = "SELECT COUNT(*) FROM outbox";
 
 }  // namespace
-
-absl::StatusOr<bool> EventStore::Impl::MarkDeliveredLocked(uint64_t row_id) {
-  LH_ASSIGN_OR_RETURN(Statement * find, Stmt(kRowAndHead));
-  find->Bind(1, static_cast<int64_t>(row_id));
-  if (find->Step() != SQLITE_ROW) {
-    find->Reset();
-    return false;
-  }
-  const std::string subscription_id = find->Text(0);
-  const bool is_head = static_cast<uint64_t>(find->Int(1)) == row_id;
-  find->Reset();
-  if (is_head) {
-    LH_ASSIGN_OR_RETURN(Statement * advance, Stmt(kAdvanceCursor));
-    advance->Bind(1, subscription_id).Bind(2, static_cast<int64_t>(row_id));
-    LH_RETURN_IF_ERROR(advance->Run("mark delivered"));
-  } else {
-    LH_ASSIGN_OR_RETURN(Statement * del, Stmt(kDeleteOutboxRow));
-    del->Bind(1, static_cast<int64_t>(row_id));
-    LH_RETURN_IF_ERROR(del->Run("mark delivered out of order"));
-  }
-  return true;
-}
 
 EventStore::EventStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventStore::~EventStore() = default;
@@ -799,8 +742,10 @@ std::vector<OutboxRow> EventStore::RowsAfter(const std::string& subscription_id,
 
 absl::Status EventStore::MarkDelivered(uint64_t row_id) {
   absl::MutexLock lock(&impl_->mu_);
-  LH_ASSIGN_OR_RETURN(bool found, impl_->MarkDeliveredLocked(row_id));
-  if (!found) {
+  LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOutboxRow));
+  del->Bind(1, static_cast<int64_t>(row_id));
+  LH_RETURN_IF_ERROR(del->Run("mark delivered"));
+  if (sqlite3_changes(impl_->db_) == 0) {
     return absl::NotFoundError(absl::StrCat("outbox row ", row_id, " gone"));
   }
   return absl::OkStatus();
@@ -821,10 +766,12 @@ absl::Status EventStore::RecordOutcomes(const std::vector<Outcome>& outcomes) {
   if (outcomes.empty()) return absl::OkStatus();
   absl::MutexLock lock(&impl_->mu_);
   return impl_->InTransaction([&]() -> absl::Status {
+    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOutboxRow));
     LH_ASSIGN_OR_RETURN(Statement * fail, impl_->Stmt(kFailOutboxRow));
     for (const Outcome& o : outcomes) {
       if (o.delivered) {
-        LH_RETURN_IF_ERROR(impl_->MarkDeliveredLocked(o.row_id).status());
+        del->Bind(1, static_cast<int64_t>(o.row_id));
+        LH_RETURN_IF_ERROR(del->Run("mark delivered"));
       } else {
         fail->Bind(1, static_cast<int64_t>(o.row_id))
             .Bind(2, ToMicros(o.next_attempt));
@@ -854,9 +801,6 @@ EventStore::ApplyRetention(absl::Time now, absl::Duration max_age,
   using Dropped = std::vector<std::pair<std::string, uint64_t>>;
   absl::MutexLock lock(&impl_->mu_);
   return impl_->InTransaction([&]() -> absl::StatusOr<Dropped> {
-    // Delivered rows first: what follows counts undelivered ones only.
-    LH_ASSIGN_OR_RETURN(Statement * compact, impl_->Stmt(kDeleteDelivered));
-    LH_RETURN_IF_ERROR(compact->Run("delete delivered rows"));
     std::map<std::string, uint64_t> dropped;
     if (max_age != absl::InfiniteDuration() && max_age > absl::ZeroDuration()) {
       const int64_t cutoff = ToMicros(now - max_age);

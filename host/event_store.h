@@ -122,16 +122,12 @@ class EventStore {
   // The earliest next_attempt after `now` among the subscriptions' oldest
   // rows (when a retry comes due); InfiniteFuture if none waits.
   absl::Time NextRetryAfter(absl::Time now) const;
-  // A delivered row is done at once; it stays in the table (past its
-  // subscription's delivered_through cursor) until ApplyRetention deletes
-  // delivered rows in bulk. NotFound when the row is gone or delivered
-  // already (retention, its subscription deleted).
-  absl::Status MarkDelivered(uint64_t row_id);
+  // NotFound when the row is gone (retention, its subscription deleted).
+  absl::Status MarkDelivered(uint64_t row_id);  // deletes the row
   absl::Status MarkFailed(uint64_t row_id,
                           absl::Time next_attempt);  // attempts+1
-  // Many results in one transaction: a delivered row is done (as above), a
-  // failed one gets attempts+1 and its next attempt. Rows already gone are
-  // skipped.
+  // Many results in one transaction: a delivered row is deleted, a failed one
+  // gets attempts+1 and its next attempt. Rows already gone are skipped.
   struct Outcome {
     uint64_t row_id = 0;
     bool delivered = false;
@@ -140,9 +136,8 @@ class EventStore {
   absl::Status RecordOutcomes(const std::vector<Outcome>& outcomes);
   absl::Status SetConsecutiveFailures(const std::string& subscription_id,
                                       int failures);
-  // Deletes the delivered rows, then drops undelivered rows older than
-  // max_age, and beyond max_rows per subscription (oldest first); max_age
-  // InfiniteDuration / max_rows 0: no limit. Returns
+  // Drops rows older than max_age, and beyond max_rows per subscription (oldest
+  // first); max_age InfiniteDuration / max_rows 0: no limit. Returns
   // (subscription_id, dropped) pairs for counting and logging.
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ApplyRetention(
       absl::Time now, absl::Duration max_age, uint64_t max_rows);

@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_matchers.h"
 #include "tests/testing/child_process.h"
@@ -94,7 +93,7 @@ class EventStoreTest : public ::testing::Test {
 
 TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
   EXPECT_THAT(RawQuery(path_, "SELECT version FROM schema_version"),
-              ElementsAre("3"));
+              ElementsAre("2"));
   EXPECT_THAT(RawQuery(path_,
                        "SELECT name FROM sqlite_master WHERE type='table' AND "
                        "name NOT LIKE 'sqlite_%' ORDER BY name"),
@@ -133,7 +132,7 @@ INSERT INTO outbox VALUES (42, 's1', 'http://127.0.0.1:1/a', 'e2', 'second', 0, 
   auto store = EventStore::Open(old_path);
   ASSERT_THAT(store, IsOk());
   EXPECT_THAT(RawQuery(old_path, "SELECT version FROM schema_version"),
-              ElementsAre("3"));
+              ElementsAre("2"));
   std::vector<OutboxRow> due = (*store)->DueDeliveries(absl::Now(), {}, 10);
   ASSERT_THAT(due, SizeIs(1));
   EXPECT_EQ(due[0].id, 41u);
@@ -143,9 +142,6 @@ INSERT INTO outbox VALUES (42, 's1', 'http://127.0.0.1:1/a', 'e2', 'second', 0, 
   due = (*store)->DueDeliveries(absl::Now(), {}, 10);
   ASSERT_THAT(due, SizeIs(1));
   EXPECT_EQ(due[0].body, "second");
-  ASSERT_THAT(
-      (*store)->ApplyRetention(absl::Now(), absl::InfiniteDuration(), 0),
-      IsOk());  // deletes the delivered row
   EXPECT_THAT(RawQuery(old_path, "SELECT body FROM bodies"),
               ElementsAre("second"));
   // New rows number on after the migrated ones.
@@ -176,8 +172,6 @@ TEST_F(EventStoreTest, AnEventsBodyIsStoredOncePerShapeAndGoesWithItsLastRow) {
               ElementsAre("2"));  // b still needs the v2 body
   ASSERT_THAT(store_->DeleteSubscription(b.id), IsOk());  // cascades
   ASSERT_THAT(store_->MarkDelivered(due[2].id), IsOk());
-  ASSERT_THAT(store_->ApplyRetention(absl::Now(), absl::InfiniteDuration(), 0),
-              IsOk());  // deletes the delivered rows
   EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
   // No subscription left to take a row: the body is not kept either.
   ASSERT_THAT(store_->DeleteSubscription(a.id), IsOk());
@@ -382,53 +376,6 @@ TEST_F(EventStoreTest, DueDeliveriesGivesEachSubscriptionsOldestRow) {
   EXPECT_EQ(due[0].attempts, 1);
   EXPECT_THAT(store_->MarkFailed(999999, now),
               StatusIs(absl::StatusCode::kNotFound));
-}
-
-TEST_F(EventStoreTest, DeliveredRowsWaitPastTheCursorForTheHousekeeping) {
-  SubscriptionRecord a = Subscribe("http://x/a");
-  for (int i = 1; i <= 3; ++i) {
-    ASSERT_THAT(store_->EnqueueEvent("ptp", i, absl::StrCat("e", i),
-                                     {{a.id, a.endpoint, absl::StrCat(i)}}),
-                IsOk());
-  }
-  const absl::Time now = absl::Now();
-  const uint64_t r1 = store_->DueDeliveries(now, {}, 10).at(0).id;
-  const uint64_t r2 = r1 + 1, r3 = r1 + 2;
-  ASSERT_THAT(store_->MarkDelivered(r1), IsOk());
-  EXPECT_THAT(store_->MarkDelivered(r1), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(store_->MarkFailed(r1, now),
-              StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM outbox"),
-              ElementsAre("3"));  // still stored, past the cursor
-  EXPECT_EQ(store_->OutboxDepth(), 2u);
-  ASSERT_THAT(store_->Stats(), SizeIs(1));
-  EXPECT_EQ(store_->Stats()[0].depth, 2u);
-
-  // The cursor is durable: reopened, the store offers r2, not r1.
-  store_.reset();
-  auto reopened = EventStore::Open(path_);
-  ASSERT_THAT(reopened, IsOk());
-  store_ = *std::move(reopened);
-  EXPECT_EQ(store_->DueDeliveries(now, {}, 10).at(0).id, r2);
-
-  // Delivered out of order, a row goes at once; the head stays due.
-  ASSERT_THAT(store_->MarkDelivered(r3), IsOk());
-  EXPECT_THAT(RawQuery(path_, "SELECT id FROM outbox ORDER BY id"),
-              ElementsAre(absl::StrCat(r1), absl::StrCat(r2)));
-  EXPECT_EQ(store_->DueDeliveries(now, {}, 10).at(0).id, r2);
-  EXPECT_THAT(store_->RowsAfter(a.id, r2, 10), IsEmpty());
-  ASSERT_THAT(store_->MarkDelivered(r2), IsOk());
-  EXPECT_EQ(store_->OutboxDepth(), 0u);
-  EXPECT_THAT(store_->DueDeliveries(now, {}, 10), IsEmpty());
-  EXPECT_EQ(store_->NextRetryAfter(now), absl::InfiniteFuture());
-
-  // The housekeeping deletes them (with their bodies) and drops nothing.
-  auto dropped =
-      store_->ApplyRetention(now + absl::Hours(1), absl::Minutes(1), 1);
-  ASSERT_THAT(dropped, IsOk());
-  EXPECT_THAT(*dropped, IsEmpty());
-  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM outbox"), ElementsAre("0"));
-  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
 }
 
 TEST_F(EventStoreTest, RecordOutcomesAppliesManyResultsAtOnce) {
