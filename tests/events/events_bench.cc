@@ -7,8 +7,9 @@
 // to the subscriber having the POST. Also: the highest sustained deliveries/s
 // (events posted as fast as the host takes them), the same subscribers' raw
 // HTTP ceiling (wrk, when on PATH: one thread, a keep-alive connection per
-// subscriber, the event's JSON as the body) to give that rate as a ratio, and
-// loophost's CPU while idle. One JSON object per line on stdout.
+// subscriber, the event's JSON as the body) to give that rate as a ratio and
+// the least p99 a burst of N POSTs allows, and loophost's CPU while idle. One
+// JSON object per line on stdout.
 //
 //   events-bench [--subscribers 100] [--rate 1000] [--seconds 10]
 //                [--max-seconds 10] [--idle-seconds 10] [--http-child]
@@ -416,6 +417,9 @@ int Run(const Options& o) {
         out["body_bytes"] = body.size();
         out["requests_per_s"] = *r;
         out["deliveries_to_ceiling"] = deliveries_per_s / *r;
+        // An event to N subscribers is a burst of N POSTs: even this client
+        // gets the 99th percentile of them out no sooner than this.
+        out["fanout_p99_floor_us"] = 0.99 * o.subscribers / *r * 1e6;
       } else {
         out["error"] = std::get<std::string>(rate);
       }
