@@ -171,11 +171,12 @@ absl::Status CurlSender::Init() {
     NameThisThread("http-sender");
     Run();
   });
-  if (options_.on_health)
+  if (options_.on_health) {
     watchdog_ = std::thread([this] {
       NameThisThread("http-watchdog");
       Watchdog();
     });
+  }
   return absl::OkStatus();
 }
 
