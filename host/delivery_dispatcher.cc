@@ -132,9 +132,12 @@ void DeliveryDispatcher::Run() {
     const absl::Time now = absl::Now();
     std::optional<ServingPlugin> serving =
         plugins_.ServingNamed(options_.transport_plugin);
+    // The earliest send time in flight, for the stall check and the wakeup
+    // below: what SendDue adds is sent at `now` or later (after a stream was
+    // closed and opened again, waking early only costs a look).
+    absl::Time oldest = absl::InfiniteFuture();
     if (stream_ != nullptr) {
       bool broken;
-      absl::Time oldest = absl::InfiniteFuture();
       {
         absl::MutexLock lock(&mu_);
         broken = stream_broken_;
@@ -193,8 +196,9 @@ void DeliveryDispatcher::Run() {
     if (stream_ != nullptr) {
       wake_at = next_retry;
       absl::MutexLock lock(&mu_);
-      for (const auto& [id, d] : in_flight_) {
-        wake_at = std::min(wake_at, d.sent + options_.stall_timeout);
+      if (!in_flight_.empty()) {
+        wake_at =
+            std::min(wake_at, std::min(oldest, now) + options_.stall_timeout);
       }
     } else if (serving) {
       wake_at = reopen_at_;
