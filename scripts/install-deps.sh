@@ -8,13 +8,14 @@ mode="${1:-build}"
 
 runtime_pkgs=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libprometheus-cpp-core1.0
-  libprometheus-cpp-pull1.0 libcpp-httplib0.11 libsqlite3-0 libcurl4 ca-certificates
+  libprometheus-cpp-pull1.0 libcpp-httplib0.11 libsqlite3-0 libcurl4 libssl3 ca-certificates
 )
 build_pkgs=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libcurl4-openssl-dev
+  libboost1.74-dev libssl-dev openssl
   clang-format
   # loops/ptp/fuzz: libFuzzer (clang -fsanitize=fuzzer,address)
   clang libclang-rt-14-dev

@@ -1,5 +1,5 @@
 // HttpTransportLoop (see http_transport_loop.h). The Deliver stream is a
-// callback-API reactor: each batch read goes to the CurlSender in one go,
+// callback-API reactor: each batch read goes to the HttpSender in one go,
 // except the deliveries that must wait for an earlier one of their subscription
 // (after_previous): those queue per subscription and are posted from the
 // previous one's completion, or answered skipped if it failed. Results are
@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/env_parse.h"
 #include "common/logging.h"
@@ -37,6 +38,8 @@ namespace {
 // A per-request timeout above this is clamped: a stopping server waits for
 // CheckEndpoint calls, and a result after minutes helps nobody.
 constexpr absl::Duration kMaxTimeout = absl::Seconds(60);
+// Endpoints a stream remembers as valid URLs; it starts over when full.
+constexpr size_t kMaxRememberedEndpoints = 65536;
 
 std::string Lookup(const sdk::LoopEnv& env, const char* name) {
   auto it = env.find(name);
@@ -76,7 +79,7 @@ class DeliverReactor final
                                      v1::DeliveryResultBatch>,
       public std::enable_shared_from_this<DeliverReactor> {
  public:
-  DeliverReactor(CurlSender& sender, TransportMetrics& metrics, int window)
+  DeliverReactor(HttpSender& sender, TransportMetrics& metrics, int window)
       : sender_(sender), metrics_(metrics), window_(window) {}
 
   // Keeps itself alive until OnDone.
@@ -169,12 +172,12 @@ class DeliverReactor final
   // wakeup of its worker); the rest wait in their subscription's lane. An
   // invalid endpoint and a delivery behind a failure are answered here.
   void Submit(v1::DeliveryBatch& batch) {
-    std::vector<CurlSender::Request> requests;
+    std::vector<HttpSender::Request> requests;
     requests.reserve(batch.deliveries_size());
     std::vector<v1::DeliveryResult> answered;
     for (v1::Delivery& delivery : *batch.mutable_deliveries()) {
       const uint64_t id = delivery.delivery_id();
-      if (absl::Status st = CheckHttpUrl(delivery.endpoint()); !st.ok()) {
+      if (absl::Status st = CheckEndpoint(delivery.endpoint()); !st.ok()) {
         metrics_.Rejected();
         v1::DeliveryResult result;
         result.set_delivery_id(id);
@@ -213,6 +216,20 @@ class DeliverReactor final
     if (!requests.empty()) sender_.PostAll(std::move(requests));
   }
 
+  // CheckHttpUrl, remembering the endpoints that passed (Submit runs for one
+  // read at a time, so only it touches the set).
+  absl::Status CheckEndpoint(const std::string& endpoint) {
+    if (valid_endpoints_.contains(endpoint)) return absl::OkStatus();
+    absl::Status st = CheckHttpUrl(endpoint);
+    if (st.ok()) {
+      if (valid_endpoints_.size() >= kMaxRememberedEndpoints) {
+        valid_endpoints_.clear();
+      }
+      valid_endpoints_.insert(endpoint);
+    }
+    return st;
+  }
+
   static v1::DeliveryResult Skipped(uint64_t id) {
     v1::DeliveryResult result;
     result.set_delivery_id(id);
@@ -221,7 +238,7 @@ class DeliverReactor final
     return result;
   }
 
-  CurlSender::Request ToRequest(Outgoing out) {
+  HttpSender::Request ToRequest(Outgoing out) {
     HttpPost post = std::move(out.post);
     return {std::move(post), [self = shared_from_this(), out = std::move(out)](
                                  const HttpPostResult& r) mutable {
@@ -273,7 +290,7 @@ class DeliverReactor final
     }
     for (v1::DeliveryResult& s : skipped) Enqueue(std::move(s));
     if (next) {
-      CurlSender::Request request = ToRequest(*std::move(next));
+      HttpSender::Request request = ToRequest(*std::move(next));
       sender_.Post(std::move(request.post), std::move(request.done));
     }
   }
@@ -308,11 +325,12 @@ class DeliverReactor final
     Finish(status);
   }
 
-  CurlSender& sender_;
+  HttpSender& sender_;
   TransportMetrics& metrics_;
   const int window_;
   std::shared_ptr<DeliverReactor> self_;
-  v1::DeliveryBatch reading_;  // the read in progress
+  v1::DeliveryBatch reading_;                         // the read in progress
+  absl::flat_hash_set<std::string> valid_endpoints_;  // Submit's only
 
   absl::Mutex mu_;
   // The write in progress (gRPC allows one: its owner is whoever set
@@ -369,7 +387,7 @@ class CheckReactor final : public grpc::ServerUnaryReactor {
 
 class TransportService final : public v1::Transport::CallbackService {
  public:
-  void Attach(CurlSender* sender, TransportMetrics* metrics) {
+  void Attach(HttpSender* sender, TransportMetrics* metrics) {
     sender_ = sender;
     metrics_ = metrics;
   }
@@ -406,7 +424,7 @@ class TransportService final : public v1::Transport::CallbackService {
   }
 
  private:
-  CurlSender* sender_ = nullptr;
+  HttpSender* sender_ = nullptr;
   TransportMetrics* metrics_ = nullptr;
 };
 
@@ -429,8 +447,8 @@ class HttpTransportLoop final : public sdk::Loop {
     config->sender.on_health = [&health](const std::string& error) {
       health.Set(kHealthCheck, error);
     };
-    absl::StatusOr<std::unique_ptr<CurlSender>> sender =
-        CurlSender::Start(config->sender);
+    absl::StatusOr<std::unique_ptr<HttpSender>> sender =
+        HttpSender::Start(config->sender);
     if (!sender.ok()) return sender.status();
     sender_ = *std::move(sender);
     service_.Attach(sender_.get(), metrics_.get());
@@ -451,7 +469,7 @@ class HttpTransportLoop final : public sdk::Loop {
  private:
   TransportService service_;
   std::unique_ptr<TransportMetrics> metrics_;  // outlives sender_'s callbacks
-  std::unique_ptr<CurlSender> sender_;
+  std::unique_ptr<HttpSender> sender_;
 };
 
 }  // namespace
@@ -472,6 +490,7 @@ absl::StatusOr<HttpTransportConfig> ParseHttpTransportConfig(
     if (!d.ok()) return d.status();
     config.sender.default_timeout = std::min(*d, kMaxTimeout);
   }
+  config.sender.ca_file = Lookup(env, "HTTP_TRANSPORT_CA_FILE");
   struct IntVar {
     const char* name;
     int64_t min;

@@ -1,6 +1,6 @@
 // HttpTransportLoop: the "http" loop (kind "transport"). It serves
 // loophost.v1.Transport: Deliver takes the host's batches of deliveries on a
-// stream and POSTs each body to its endpoint through a CurlSender, answering
+// stream and POSTs each body to its endpoint through a HttpSender, answering
 // with one DeliveryResult per delivery as soon as that endpoint answered
 // (results come in completion order, batched when several are ready at
 // once); CheckEndpoint is one POST.
@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "loops/http/curl_sender.h"
+#include "loops/http/http_sender.h"
 #include "loops/sdk/loop.h"
 
 namespace loophost::loops::http {
@@ -23,13 +23,15 @@ inline constexpr char kDefaultTransportHost[] = "http://localhost:9085";
 
 struct HttpTransportConfig {
   std::string transport_host = kDefaultTransportHost;
-  CurlSenderOptions sender;
+  HttpSenderOptions sender;
 };
 
 // TRANSPORT_HOST (an http:// or https:// URL; another scheme is an error
 // naming it), HTTP_TRANSPORT_TIMEOUT ("2s", "500ms"),
 // HTTP_TRANSPORT_MAX_IN_FLIGHT, HTTP_TRANSPORT_MAX_HOST_CONNECTIONS,
-// HTTP_TRANSPORT_MAX_IDLE_CONNECTIONS. Errors name the variable and value.
+// HTTP_TRANSPORT_MAX_IDLE_CONNECTIONS, HTTP_TRANSPORT_CA_FILE (PEM CAs for
+// https endpoints instead of the system's). Errors name the variable and
+// value; an unreadable CA file fails the loop's start.
 absl::StatusOr<HttpTransportConfig> ParseHttpTransportConfig(
     const sdk::LoopEnv& env);
 

@@ -406,8 +406,10 @@ TEST(HttpTransportConfigTest, FromEnvironment) {
        {"HTTP_TRANSPORT_TIMEOUT", "750ms"},
        {"HTTP_TRANSPORT_MAX_IN_FLIGHT", "8"},
        {"HTTP_TRANSPORT_MAX_HOST_CONNECTIONS", "4"},
-       {"HTTP_TRANSPORT_MAX_IDLE_CONNECTIONS", "16"}});
+       {"HTTP_TRANSPORT_MAX_IDLE_CONNECTIONS", "16"},
+       {"HTTP_TRANSPORT_CA_FILE", "/etc/loophost/subscribers-ca.pem"}});
   ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->sender.ca_file, "/etc/loophost/subscribers-ca.pem");
   EXPECT_EQ(config->transport_host, "https://events.example.com:9043");
   EXPECT_EQ(config->sender.default_timeout, absl::Milliseconds(750));
   EXPECT_EQ(config->sender.max_in_flight, 8);

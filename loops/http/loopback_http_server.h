@@ -1,17 +1,19 @@
 // LoopbackHttpServer: a real HTTP subscriber for tests and the benchmark: a
-// cpp-httplib server on 127.0.0.1:0 (the kernel picks the port) on its own
-// thread. It records what it received, counts distinct client connections
-// (by client port) and the most requests it ever ran at once, and can hold
-// requests (answer none until Release) to play a slow or hung subscriber.
-// Thread-safe. The destructor releases held requests and joins the thread.
-// Destroy (or stop) the client first: cpp-httplib waits out each idle
-// keep-alive connection (up to 60 s here) before its server stops.
+// cpp-httplib server (http, or https with a given certificate) on 127.0.0.1:0
+// (the kernel picks the port) on its own thread. It records what it received,
+// counts distinct client connections (by client port) and the most requests it
+// ever ran at once, and can hold requests (answer none until Release) to play a
+// slow or hung subscriber. Thread-safe. The destructor releases held requests
+// and joins the thread. Destroy (or stop) the client first: cpp-httplib waits
+// out each idle keep-alive connection (up to 60 s here) before its server
+// stops.
 #pragma once
 
 #include <httplib.h>
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -41,18 +43,16 @@ class LoopbackHttpServer {
   // `record`: keep every request (tests); the benchmark turns it off and
   // uses on_request instead.
   explicit LoopbackHttpServer(int status = 204, bool record = true)
-      : status_(status), record_(record) {
-    server_.set_keep_alive_max_count(1000000);
-    server_.set_keep_alive_timeout(60);
-    server_.Post(".*", [this](const httplib::Request& req,
-                              httplib::Response& res) { Handle(req, res); });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    // The socket listens from here on: connections wait in its backlog until
-    // the thread accepts them, so there is nothing to wait for.
-    thread_ = std::thread([this] {
-      server_.listen_after_bind();
-      stopped_.Notify();
-    });
+      : LoopbackHttpServer(std::make_unique<httplib::Server>(), status,
+                           record) {}
+
+  // An https server with the certificate and key in these PEM files.
+  static std::unique_ptr<LoopbackHttpServer> Tls(const std::string& cert_pem,
+                                                 const std::string& key_pem,
+                                                 int status = 204) {
+    return std::unique_ptr<LoopbackHttpServer>(new LoopbackHttpServer(
+        std::make_unique<httplib::SSLServer>(cert_pem.c_str(), key_pem.c_str()),
+        status, true, "https"));
   }
 
   LoopbackHttpServer(const LoopbackHttpServer&) = delete;
@@ -63,14 +63,14 @@ class LoopbackHttpServer {
     // stop() is a no-op until listen_after_bind has begun; repeat it until
     // the listener has returned (at once, unless it had not started).
     do {
-      server_.stop();
+      server_->stop();
     } while (!stopped_.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
     thread_.join();
   }
 
   int port() const { return port_; }
   std::string Url(absl::string_view path = "/") const {
-    return absl::StrCat("http://127.0.0.1:", port_, path);
+    return absl::StrCat(scheme_, "://127.0.0.1:", port_, path);
   }
 
   void set_status(int status) {
@@ -133,6 +133,25 @@ class LoopbackHttpServer {
   }
 
  private:
+  LoopbackHttpServer(std::unique_ptr<httplib::Server> server, int status,
+                     bool record, std::string scheme = "http")
+      : server_(std::move(server)),
+        scheme_(std::move(scheme)),
+        status_(status),
+        record_(record) {
+    server_->set_keep_alive_max_count(1000000);
+    server_->set_keep_alive_timeout(60);
+    server_->Post(".*", [this](const httplib::Request& req,
+                               httplib::Response& res) { Handle(req, res); });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    // The socket listens from here on: connections wait in its backlog until
+    // the thread accepts them, so there is nothing to wait for.
+    thread_ = std::thread([this] {
+      server_->listen_after_bind();
+      stopped_.Notify();
+    });
+  }
+
   void Handle(const httplib::Request& req, httplib::Response& res) {
     std::function<void(const httplib::Request&)> on_request;
     int status = 0;
@@ -160,7 +179,8 @@ class LoopbackHttpServer {
     res.status = status;
   }
 
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;
+  const std::string scheme_;
   int port_ = 0;
   std::thread thread_;
   absl::Notification stopped_;

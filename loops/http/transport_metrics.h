@@ -25,7 +25,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "loops/http/curl_sender.h"
+#include "loops/http/http_sender.h"
 
 namespace loophost::loops::http {
 

@@ -1,8 +1,9 @@
-// CurlSender against real loopback HTTP servers: 2xx, non-2xx, refused,
-// timeout, keep-alive reuse, a dead subscriber beside a live one, the
-// concurrency bound, stop, and the watchdog. Waits are conditions with
-// deadlines; nothing sleeps.
-#include "loops/http/curl_sender.h"
+// HttpSender against real loopback HTTP servers: 2xx, non-2xx, refused,
+// timeout, keep-alive reuse, a kept-alive connection the peer dropped, a dead
+// subscriber beside a live one, the concurrency bounds, https with a private
+// CA (certificates made by the openssl tool), stop, and the watchdog. Waits
+// are conditions with deadlines; nothing sleeps.
+#include "loops/http/http_sender.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,10 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "loops/http/loopback_http_server.h"
@@ -35,7 +42,7 @@ constexpr absl::Duration kWait = absl::Seconds(20);
 // the sender's Stop() reports whatever is still pending to it.
 class Results {
  public:
-  CurlSender::Callback Add(std::string tag) {
+  HttpSender::Callback Add(std::string tag) {
     return [this, tag = std::move(tag)](HttpPostResult r) {
       absl::MutexLock lock(&mu_);
       order_.push_back(tag);
@@ -91,8 +98,129 @@ class RefusingPort {
   int port_ = 0;
 };
 
-std::unique_ptr<CurlSender> StartSender(CurlSenderOptions options = {}) {
-  auto sender = CurlSender::Start(std::move(options));
+// A bare HTTP/1.1 server on 127.0.0.1:0, one connection at a time, for
+// peers no HTTP library plays: it answers a connection's first request with
+// 204 (keep-alive) when `answer_first`, and closes the connection without an
+// answer at the next request (or at the first, without `answer_first`).
+class DroppingServer {
+ public:
+  explicit DroppingServer(bool answer_first) : answer_first_(answer_first) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) ==
+            0 &&
+        ::listen(listen_fd_, 16) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~DroppingServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);  // ends accept()
+    if (int fd = conn_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+  int port() const { return port_; }
+  int connections() const { return connections_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve() {
+    while (true) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      conn_fd_ = fd;
+      ++connections_;
+      for (int n = 0; ReadRequest(fd); ++n) {
+        ++requests_;
+        if (n > 0 || !answer_first_) break;
+        constexpr char kAnswer[] = "HTTP/1.1 204 No Content\r\n\r\n";
+        if (::write(fd, kAnswer, sizeof(kAnswer) - 1) < 0) break;
+      }
+      conn_fd_ = -1;
+      ::close(fd);
+    }
+  }
+  // Reads one request: the header, then Content-Length bytes of body.
+  static bool ReadRequest(int fd) {
+    std::string data;
+    char buf[4096];
+    size_t header_end = std::string::npos;
+    size_t body_length = 0;
+    while (header_end == std::string::npos ||
+           data.size() < header_end + 4 + body_length) {
+      const ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) return false;
+      data.append(buf, static_cast<size_t>(n));
+      if (header_end != std::string::npos) continue;
+      header_end = data.find("\r\n\r\n");
+      if (header_end == std::string::npos) continue;
+      for (absl::string_view line : absl::StrSplit(
+               absl::string_view(data).substr(0, header_end), "\r\n")) {
+        if (absl::StartsWithIgnoreCase(line, "content-length:")) {
+          (void)absl::SimpleAtoi(line.substr(15), &body_length);
+        }
+      }
+    }
+    return true;
+  }
+
+  const bool answer_first_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> conn_fd_{-1};
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// A certificate for `names` (subjectAltName entries such as "DNS:localhost")
+// and its key, made by the openssl tool in a temporary directory.
+struct TestCertificate {
+  static std::optional<TestCertificate> Make(const std::string& names) {
+    auto dir = loophost::testing::TempDir::Create("lh-tls");
+    if (!dir.ok()) return std::nullopt;
+    TestCertificate c{*std::move(dir), "", ""};
+    c.cert = c.dir.Join("cert.pem");
+    c.key = c.dir.Join("key.pem");
+    loophost::testing::ChildOptions run;
+    run.argv = {"/usr/bin/openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                c.key,
+                "-out",
+                c.cert,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=loophost test",
+                "-addext",
+                absl::StrCat("subjectAltName=", names)};
+    auto result = loophost::testing::RunToExit(run, c.dir, kWait);
+    if (!result.status.ExitedWith(0)) {
+      ADD_FAILURE() << "openssl req: " << result.err;
+      return std::nullopt;
+    }
+    return c;
+  }
+  loophost::testing::TempDir dir;
+  std::string cert;  // PEM; also the CA file that trusts it
+  std::string key;
+};
+
+std::unique_ptr<HttpSender> StartSender(HttpSenderOptions options = {}) {
+  auto sender = HttpSender::Start(std::move(options));
   EXPECT_TRUE(sender.ok()) << sender.status();
   return sender.ok() ? *std::move(sender) : nullptr;
 }
@@ -132,7 +260,7 @@ TEST(CheckHttpUrlTest, Table) {
   }
 }
 
-TEST(CurlSenderTest, DeliversWithContentTypeAndBody) {
+TEST(HttpSenderTest, DeliversWithContentTypeAndBody) {
   LoopbackHttpServer server(204);
   Results results;
   auto sender = StartSender();
@@ -149,7 +277,7 @@ TEST(CurlSenderTest, DeliversWithContentTypeAndBody) {
   EXPECT_EQ(server.received()[0].content_type, "application/json");
 }
 
-TEST(CurlSenderTest, EmptyPostAndOtherContentType) {
+TEST(HttpSenderTest, EmptyPostAndOtherContentType) {
   LoopbackHttpServer server(204);
   Results results;
   auto sender = StartSender();
@@ -163,7 +291,7 @@ TEST(CurlSenderTest, EmptyPostAndOtherContentType) {
   EXPECT_EQ(server.received()[0].content_type, "text/plain");
 }
 
-TEST(CurlSenderTest, NonSuccessStatusIsNotDelivered) {
+TEST(HttpSenderTest, NonSuccessStatusIsNotDelivered) {
   struct Case {
     int status;
     HttpOutcome want;
@@ -188,7 +316,7 @@ TEST(CurlSenderTest, NonSuccessStatusIsNotDelivered) {
   }
 }
 
-TEST(CurlSenderTest, ConnectionRefused) {
+TEST(HttpSenderTest, ConnectionRefused) {
   RefusingPort refusing;
   ASSERT_NE(refusing.port(), 0);
   Results results;
@@ -201,7 +329,7 @@ TEST(CurlSenderTest, ConnectionRefused) {
   EXPECT_THAT(r.error, HasSubstr("refused"));
 }
 
-TEST(CurlSenderTest, TimeoutOfAHeldRequest) {
+TEST(HttpSenderTest, TimeoutOfAHeldRequest) {
   LoopbackHttpServer server(204);
   server.Hold();
   Results results;
@@ -216,10 +344,10 @@ TEST(CurlSenderTest, TimeoutOfAHeldRequest) {
   EXPECT_GE(r.latency, absl::Milliseconds(200));
 }
 
-TEST(CurlSenderTest, DefaultTimeoutApplies) {
+TEST(HttpSenderTest, DefaultTimeoutApplies) {
   LoopbackHttpServer server(204);
   server.Hold();
-  CurlSenderOptions options;
+  HttpSenderOptions options;
   options.default_timeout = absl::Milliseconds(100);
   Results results;
   auto sender = StartSender(options);
@@ -228,7 +356,7 @@ TEST(CurlSenderTest, DefaultTimeoutApplies) {
   EXPECT_EQ(results.results()[0].outcome, HttpOutcome::kTimeout);
 }
 
-TEST(CurlSenderTest, ReusesOneKeepAliveConnection) {
+TEST(HttpSenderTest, ReusesOneKeepAliveConnection) {
   LoopbackHttpServer server(204);
   Results results;
   auto sender = StartSender();
@@ -246,7 +374,7 @@ TEST(CurlSenderTest, ReusesOneKeepAliveConnection) {
   EXPECT_EQ(sender->GetStats().connections_opened, 1);
 }
 
-TEST(CurlSenderTest, DeadSubscribersDoNotDelayALiveOne) {
+TEST(HttpSenderTest, DeadSubscribersDoNotDelayALiveOne) {
   LoopbackHttpServer live(204);
   LoopbackHttpServer held(204);
   held.Hold();
@@ -286,10 +414,10 @@ TEST(CurlSenderTest, DeadSubscribersDoNotDelayALiveOne) {
       "the 10 dead requests still in flight"));
 }
 
-TEST(CurlSenderTest, BoundsRequestsInFlight) {
+TEST(HttpSenderTest, BoundsRequestsInFlight) {
   LoopbackHttpServer server(204);
   server.Hold();
-  CurlSenderOptions options;
+  HttpSenderOptions options;
   options.max_in_flight = 2;
   Results results;
   auto sender = StartSender(options);
@@ -302,7 +430,7 @@ TEST(CurlSenderTest, BoundsRequestsInFlight) {
   // two run and four wait.
   ASSERT_TRUE(loophost::testing::WaitFor(
       [&] {
-        CurlSender::Stats s = sender->GetStats();
+        HttpSender::Stats s = sender->GetStats();
         return s.in_flight == 2 && s.queued == 4;
       },
       kWait, "2 in flight and 4 queued"));
@@ -320,7 +448,127 @@ TEST(CurlSenderTest, BoundsRequestsInFlight) {
   EXPECT_THAT(later, ::testing::UnorderedElementsAre("/2", "/3", "/4", "/5"));
 }
 
-TEST(CurlSenderTest, StopFailsWhatIsLeftAndLaterPosts) {
+TEST(HttpSenderTest, AKeptAliveConnectionThePeerDroppedIsRetriedOnANewOne) {
+  DroppingServer server(/*answer_first=*/true);
+  ASSERT_NE(server.port(), 0);
+  Results results;
+  auto sender = StartSender();
+  sender->Post(Post(server.Url()), results.Add("first"));
+  ASSERT_TRUE(results.WaitFor(1));
+  // Sent on the kept-alive connection, which the server closes unanswered:
+  // sent again, once, on a new one.
+  sender->Post(Post(server.Url()), results.Add("second"));
+  ASSERT_TRUE(results.WaitFor(2));
+  const auto all = results.results();
+  EXPECT_EQ(all[0].outcome, HttpOutcome::kDelivered);
+  EXPECT_EQ(all[1].outcome, HttpOutcome::kDelivered) << all[1].error;
+  EXPECT_EQ(all[1].connections_opened, 1);
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(HttpSenderTest, ANewConnectionClosedUnansweredIsLost) {
+  DroppingServer server(/*answer_first=*/false);
+  ASSERT_NE(server.port(), 0);
+  Results results;
+  auto sender = StartSender();
+  sender->Post(Post(server.Url()), results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kConnectionLost);
+  EXPECT_EQ(r.http_status, 0);
+  EXPECT_THAT(r.error, HasSubstr("connection lost"));
+  EXPECT_EQ(server.requests(), 1);  // not sent again
+}
+
+TEST(HttpSenderTest, BoundsConnectionsPerOrigin) {
+  LoopbackHttpServer slow(204);
+  slow.Hold();
+  LoopbackHttpServer other(204);
+  HttpSenderOptions options;
+  options.max_host_connections = 1;
+  Results results;
+  auto sender = StartSender(options);
+  for (int i = 0; i < 3; ++i) {
+    sender->Post(Post(slow.Url(absl::StrCat("/", i))),
+                 results.Add(absl::StrCat("slow ", i)));
+  }
+  ASSERT_TRUE(slow.WaitForActive(1, kWait));
+  // The other origin is not held up by the two that wait for slow's one
+  // connection.
+  sender->Post(Post(other.Url()), results.Add("other"));
+  ASSERT_TRUE(results.WaitFor(1));
+  EXPECT_THAT(results.order(), ::testing::ElementsAre("other"));
+  EXPECT_EQ(slow.requests(), 1);
+  slow.Release();
+  ASSERT_TRUE(results.WaitFor(4));
+  EXPECT_THAT(results.order(),
+              ::testing::ElementsAre("other", "slow 0", "slow 1", "slow 2"));
+  EXPECT_EQ(slow.max_concurrent(), 1);
+  EXPECT_EQ(slow.connections(), 1);
+}
+
+TEST(HttpSenderTest, HttpsWithAPrivateCa) {
+  auto cert = TestCertificate::Make("DNS:localhost");
+  ASSERT_TRUE(cert.has_value());
+  auto server = LoopbackHttpServer::Tls(cert->cert, cert->key);
+  HttpSenderOptions options;
+  options.ca_file = cert->cert;
+  Results results;
+  auto sender = StartSender(options);
+  const std::string url =
+      absl::StrCat("https://localhost:", server->port(), "/event");
+  for (int i = 0; i < 3; ++i) {
+    sender->Post(Post(url, absl::StrCat(R"({"id":")", i, R"("})")),
+                 results.Add(absl::StrCat(i)));
+    ASSERT_TRUE(results.WaitFor(i + 1));
+  }
+  const auto all = results.results();
+  EXPECT_THAT(all,
+              Each(Field(&HttpPostResult::outcome, HttpOutcome::kDelivered)));
+  EXPECT_EQ(all[0].connections_opened, 1);
+  EXPECT_EQ(all[2].connections_opened, 0);  // the TLS session is kept
+  ASSERT_THAT(server->received(), SizeIs(3));
+  EXPECT_EQ(server->received()[2].body, R"({"id":"2"})");
+  EXPECT_EQ(server->connections(), 1);
+  sender.reset();  // before the server: see LoopbackHttpServer
+}
+
+TEST(HttpSenderTest, HttpsRefusesAnUntrustedOrMisnamedCertificate) {
+  auto cert = TestCertificate::Make("DNS:localhost");
+  ASSERT_TRUE(cert.has_value());
+  auto server = LoopbackHttpServer::Tls(cert->cert, cert->key);
+  HttpSenderOptions trusting;
+  trusting.ca_file = cert->cert;
+  Results results;
+  auto system_ca = StartSender();  // the system's CAs do not know it
+  system_ca->Post(Post(absl::StrCat("https://localhost:", server->port())),
+                  results.Add("untrusted"));
+  auto private_ca = StartSender(trusting);  // the name is not 127.0.0.1's
+  private_ca->Post(Post(absl::StrCat("https://127.0.0.1:", server->port())),
+                   results.Add("misnamed"));
+  ASSERT_TRUE(results.WaitFor(2));
+  for (const HttpPostResult& r : results.results()) {
+    EXPECT_EQ(r.outcome, HttpOutcome::kFailed);
+    EXPECT_THAT(r.error, HasSubstr("TLS handshake"));
+    EXPECT_THAT(r.error, HasSubstr("certificate verify failed"));
+  }
+  EXPECT_EQ(server->requests(), 0);
+  system_ca.reset();
+  private_ca.reset();
+}
+
+TEST(HttpSenderTest, StartRefusesAnUnreadableCaFile) {
+  HttpSenderOptions options;
+  options.ca_file = "/nonexistent/ca.pem";
+  auto sender = HttpSender::Start(options);
+  ASSERT_FALSE(sender.ok());
+  EXPECT_EQ(sender.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(sender.status().message()),
+              HasSubstr("/nonexistent/ca.pem"));
+}
+
+TEST(HttpSenderTest, StopFailsWhatIsLeftAndLaterPosts) {
   LoopbackHttpServer server(204);
   server.Hold();
   Results results;
@@ -336,11 +584,11 @@ TEST(CurlSenderTest, StopFailsWhatIsLeftAndLaterPosts) {
   EXPECT_EQ(results.results()[1].error, "transport stopped");
 }
 
-TEST(CurlSenderTest, WatchdogReportsAStuckWorker) {
+TEST(HttpSenderTest, WatchdogReportsAStuckWorker) {
   LoopbackHttpServer server(204);
   absl::Mutex mu;
   std::vector<std::string> reports;
-  CurlSenderOptions options;
+  HttpSenderOptions options;
   options.stall_after = absl::Milliseconds(100);
   options.on_health = [&](const std::string& error) {
     absl::MutexLock lock(&mu);
