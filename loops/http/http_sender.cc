@@ -1,13 +1,12 @@
 // HttpSender (see http_sender.h). Other threads only append to `submitted_`
 // under mu_ and post one wakeup to the worker's io_context; everything else
 // belongs to the Engine on the worker thread. Per request on a kept-alive
-// connection the worker makes two system calls: the write of the request
-// (Asio tries it at once) and the read of the answer, started only once the
-// socket is readable (so no read comes back empty first). An idle plain
-// connection stays watched for readability, which costs no system call with
-// Asio's edge-triggered epoll set: a peer that closes it is noticed and the
-// connection dropped. Timeouts are checked by one timer that ticks only while
-// requests are in flight.
+// plain connection the worker makes two system calls: the write of the
+// request, at once, and the read of the answer, which Asio's edge-triggered
+// epoll set starts only when the socket is readable. An idle plain connection
+// keeps a one-byte read out (no system call either), so a peer that closes it
+// is noticed and the connection dropped. Timeouts are checked by one timer
+// that ticks only while requests are in flight.
 #include "loops/http/http_sender.h"
 
 #include <openssl/ssl.h>
@@ -87,6 +86,23 @@ bool IsConnectionLoss(const ErrorCode& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
+// A TLS client context that trusts `ca_file`, or the system's CAs when "".
+absl::StatusOr<asio::ssl::context> MakeTlsContext(const std::string& ca_file) {
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  ErrorCode ec;
+  if (ca_file.empty()) {
+    tls.set_default_verify_paths(ec);
+  } else {
+    tls.load_verify_file(ca_file, ec);
+  }
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CA certificates ", ca_file.empty() ? "(system)" : ca_file,
+                     ": ", ec.message()));
+  }
+  return tls;
+}
+
 HttpPostResult Failure(HttpOutcome outcome, std::string error) {
   HttpPostResult result;
   result.outcome = outcome;
@@ -98,7 +114,7 @@ HttpPostResult Failure(HttpOutcome outcome, std::string error) {
 
 class HttpSender::Engine {
  public:
-  Engine(HttpSender& owner, asio::ssl::context tls)
+  Engine(HttpSender& owner, std::optional<asio::ssl::context> tls)
       : owner_(owner),
         tls_(std::move(tls)),
         tick_(io_),
@@ -157,10 +173,12 @@ class HttpSender::Engine {
     bool reused = false;      // has answered a request before this one
     bool closed = false;      // no handler acts on it any more
     uint64_t generation = 0;  // bumped per request; older handlers ignore
-    bool watched = false;     // idle, with a wait for readability out
+    bool watched = false;     // idle, with the read of `probe` out
+    char probe[1];
     std::list<Connection*>::iterator lru;  // idle only
     bhttp::request<bhttp::string_body> request;
     boost::beast::flat_buffer buffer;
+    std::optional<bhttp::request_serializer<bhttp::string_body>> serializer;
     std::optional<bhttp::response_parser<DiscardBody>> parser;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
@@ -291,9 +309,22 @@ class HttpSender::Engine {
     conn->connected = true;
     ErrorCode ignored;
     conn->socket.set_option(tcp::no_delay(true), ignored);
+    conn->socket.non_blocking(true, ignored);  // for Write's first try
     if (!conn->endpoint->tls) return Write(conn);
     const HttpEndpoint& ep = *conn->endpoint;
-    conn->tls.emplace(conn->socket, tls_);
+    if (!tls_) {
+      // The system's CAs, read when the first https endpoint needs them:
+      // the bundle takes tens of milliseconds to load.
+      absl::StatusOr<asio::ssl::context> tls = MakeTlsContext("");
+      if (!tls.ok()) {
+        return Finish(
+            conn,
+            Failure(HttpOutcome::kFailed, std::string(tls.status().message())),
+            /*keep_alive=*/false);
+      }
+      tls_.emplace(*std::move(tls));
+    }
+    conn->tls.emplace(conn->socket, *tls_);
     ErrorCode not_numeric;
     asio::ip::make_address(ep.host, not_numeric);
     if (not_numeric) {  // SNI names a host, never an address
@@ -318,7 +349,7 @@ class HttpSender::Engine {
     if (conn->watched) {
       conn->watched = false;
       ErrorCode ignored;
-      conn->socket.cancel(ignored);  // the idle wait; no system call
+      conn->socket.cancel(ignored);  // the idle read; no system call
     }
     Begin(conn, std::move(job));
     Write(conn);
@@ -340,31 +371,36 @@ class HttpSender::Engine {
                                             : post.content_type);
     req.body() = std::move(post.body);
     req.prepare_payload();
+    conn->serializer.emplace(req);
+    if (!conn->tls) {
+      // Straight away: a request fits the empty send buffer of a connection
+      // that carries one request at a time, and this saves a trip round
+      // the event loop.
+      ErrorCode ec;
+      while (!ec && !conn->serializer->is_done()) {
+        bhttp::write_some(conn->socket, *conn->serializer, ec);
+      }
+      if (!ec) return Read(conn);
+      if (ec != asio::error::would_block) return Fail(conn, Stage::kWrite, ec);
+    }
     const uint64_t gen = conn->generation;
     conn->WithStream([&](auto& stream) {
-      bhttp::async_write(stream, req,
+      bhttp::async_write(stream, *conn->serializer,
                          [this, conn, gen](const ErrorCode& ec, std::size_t) {
                            if (Stale(*conn, gen)) return;
                            if (ec) return Fail(conn, Stage::kWrite, ec);
-                           AwaitAnswer(conn);
+                           Read(conn);
                          });
     });
   }
 
-  void AwaitAnswer(const ConnectionPtr& conn) {
+  // Reads the answer. On a plain socket no read is tried before the socket
+  // is readable (Asio tries one at once only when the last read may have
+  // left bytes behind), so the one receive comes when the answer is there.
+  void Read(const ConnectionPtr& conn) {
+    conn->serializer.reset();
     conn->parser.emplace();
     conn->parser->body_limit(boost::none);
-    if (conn->tls) return Read(conn);  // TLS may hold decrypted bytes already
-    const uint64_t gen = conn->generation;
-    conn->socket.async_wait(tcp::socket::wait_read,
-                            [this, conn, gen](const ErrorCode& ec) {
-                              if (Stale(*conn, gen)) return;
-                              if (ec) return Fail(conn, Stage::kRead, ec);
-                              Read(conn);
-                            });
-  }
-
-  void Read(const ConnectionPtr& conn) {
     const uint64_t gen = conn->generation;
     conn->WithStream([&](auto& stream) {
       bhttp::async_read(stream, conn->buffer, *conn->parser,
@@ -486,15 +522,19 @@ class HttpSender::Engine {
     idle_lru_.push_back(conn.get());
     conn->lru = std::prev(idle_lru_.end());
     if (!conn->tls) {
-      // The peer closing it (or sending what nobody asked for) makes it
-      // readable: then it is of no more use.
+      // The peer closing it (or sending what nobody asked for) ends this
+      // read: then the connection is of no more use. Sending on it cancels
+      // the read.
       conn->watched = true;
       const uint64_t gen = conn->generation;
-      conn->socket.async_wait(tcp::socket::wait_read,
-                              [this, conn, gen](const ErrorCode& ec) {
-                                if (ec || Stale(*conn, gen)) return;
-                                Close(conn);
-                              });
+      conn->socket.async_read_some(
+          asio::buffer(conn->probe),
+          [this, conn, gen](const ErrorCode& ec, std::size_t) {
+            if (ec == asio::error::operation_aborted || Stale(*conn, gen)) {
+              return;
+            }
+            Close(conn);
+          });
     }
     if (static_cast<int>(idle_lru_.size()) > max_idle_) {
       Connection* oldest = idle_lru_.front();
@@ -597,7 +637,7 @@ class HttpSender::Engine {
   // Declared first, destroyed last: the handlers it still holds own
   // connections, whose sockets belong to it.
   asio::io_context io_{1};
-  asio::ssl::context tls_;
+  std::optional<asio::ssl::context> tls_;  // made by the first https request
   asio::steady_timer tick_;
   const int max_idle_;
   const Clock::duration tick_period_;
@@ -621,18 +661,14 @@ absl::StatusOr<std::unique_ptr<HttpSender>> HttpSender::Start(
   if (options.default_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("default_timeout must be positive");
   }
-  boost::asio::ssl::context tls(boost::asio::ssl::context::tls_client);
-  ErrorCode ec;
-  if (options.ca_file.empty()) {
-    tls.set_default_verify_paths(ec);
-  } else {
-    tls.load_verify_file(options.ca_file, ec);
-  }
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CA certificates ",
-                     options.ca_file.empty() ? "(system)" : options.ca_file,
-                     ": ", ec.message()));
+  // A CA file the operator named is read now, so that a bad one fails the
+  // start.
+  std::optional<boost::asio::ssl::context> tls;
+  if (!options.ca_file.empty()) {
+    absl::StatusOr<boost::asio::ssl::context> made =
+        MakeTlsContext(options.ca_file);
+    if (!made.ok()) return made.status();
+    tls.emplace(*std::move(made));
   }
   std::unique_ptr<HttpSender> sender(new HttpSender(std::move(options)));
   sender->engine_ = std::make_unique<Engine>(*sender, std::move(tls));

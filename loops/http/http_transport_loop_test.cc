@@ -448,5 +448,13 @@ TEST(HttpTransportLoopStartTest, ABadSchemeFailsTheStart) {
                        HasSubstr("TRANSPORT_HOST=amqp://localhost:5672")));
 }
 
+TEST(HttpTransportLoopStartTest, AnUnreadableCaFileFailsTheStart) {
+  auto server = sdk::LoopServer::StartInProcess(
+      MakeHttpTransportLoop(),
+      {{"HTTP_TRANSPORT_CA_FILE", "/nonexistent/subscribers-ca.pem"}});
+  EXPECT_THAT(server, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("/nonexistent/subscribers-ca.pem")));
+}
+
 }  // namespace
 }  // namespace loophost::loops::http

@@ -109,7 +109,14 @@ TEST_F(GoPluginUnderLoophostTest, LaunchedHealthyAndGivenTheContractEnv) {
       << p->dump();
 
   // /health: a plain go-plugin plugin's grpc.health status is its health.
-  absl::StatusOr<HttpResponse> health = host_->Get("/health");
+  // (The in-process transport starts on its own time: wait for both.)
+  absl::StatusOr<HttpResponse> health;
+  EXPECT_TRUE(host_->WaitFor(
+      [&] {
+        health = host_->Get("/health");
+        return health.ok() && health->status == 200;
+      },
+      kServingTimeout, "/health 200"));
   ASSERT_THAT(health, IsOk());
   EXPECT_EQ(health->status, 200) << health->body;
   std::vector<std::string> lines = absl::StrSplit(health->body, '\n');
