@@ -1,12 +1,12 @@
 // HttpSender (see http_sender.h). Other threads only append to `submitted_`
 // under mu_ and post one wakeup to the worker's io_context; everything else
-// belongs to the Engine on the worker thread. Per request on a kept-alive
-// plain connection the worker makes two system calls: the write of the
-// request, at once, and the read of the answer, which Asio's edge-triggered
-// epoll set starts only when the socket is readable. An idle plain connection
-// keeps a one-byte read out (no system call either), so a peer that closes it
-// is noticed and the connection dropped. Timeouts are checked by one timer
-// that ticks only while requests are in flight.
+// belongs to the Engine on the worker thread. A request on a kept-alive plain
+// connection is written at once, without a trip round the event loop, and its
+// answer read when epoll reports the socket readable (no epoll_ctl: a wait
+// for readability would cost one each time). An idle plain connection keeps
+// a one-byte read out, so a peer that closes it is noticed and the
+// connection dropped. Timeouts are checked by one timer that ticks only while
+// requests are in flight.
 #include "loops/http/http_sender.h"
 
 #include <openssl/ssl.h>
