@@ -260,6 +260,44 @@ TEST(CheckHttpUrlTest, Table) {
   }
 }
 
+TEST(ParseHttpUrlTest, PartsForTheRequest) {
+  struct Case {
+    const char* url;
+    bool tls;
+    const char* host;
+    const char* port;
+    const char* host_header;
+    const char* target;
+    const char* origin;
+  };
+  const std::vector<Case> cases = {
+      {"http://localhost:9085", false, "localhost", "9085", "localhost:9085",
+       "/", "http://localhost:9085"},
+      {"https://consumer.example.com/event", true, "consumer.example.com",
+       "443", "consumer.example.com", "/event",
+       "https://consumer.example.com:443"},
+      {"HTTP://127.0.0.1/x/y?z=1&w=2", false, "127.0.0.1", "80", "127.0.0.1",
+       "/x/y?z=1&w=2", "http://127.0.0.1:80"},
+      {"http://[::1]:8080/ack", false, "::1", "8080", "[::1]:8080", "/ack",
+       "http://[::1]:8080"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<HttpEndpoint> ep = ParseHttpUrl(c.url);
+    ASSERT_TRUE(ep.ok()) << c.url << ": " << ep.status();
+    EXPECT_EQ(ep->tls, c.tls) << c.url;
+    EXPECT_EQ(ep->host, c.host) << c.url;
+    EXPECT_EQ(ep->port, c.port) << c.url;
+    EXPECT_EQ(ep->host_header, c.host_header) << c.url;
+    EXPECT_EQ(ep->target, c.target) << c.url;
+    EXPECT_EQ(ep->origin, c.origin) << c.url;
+  }
+  absl::StatusOr<HttpEndpoint> with_user =
+      ParseHttpUrl("http://user:secret@localhost:9085/");
+  EXPECT_EQ(with_user.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(with_user.status().message()),
+              HasSubstr("credentials"));
+}
+
 TEST(HttpSenderTest, DeliversWithContentTypeAndBody) {
   LoopbackHttpServer server(204);
   Results results;
