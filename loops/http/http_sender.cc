@@ -394,9 +394,9 @@ class HttpSender::Engine {
     });
   }
 
-  // Reads the answer. On a plain socket no read is tried before the socket
-  // is readable (Asio tries one at once only when the last read may have
-  // left bytes behind), so the one receive comes when the answer is there.
+  // Reads the answer: Asio tries a receive at once (it finds the answer only
+  // when the subscriber was quick), then when epoll reports the socket
+  // readable.
   void Read(const ConnectionPtr& conn) {
     conn->serializer.reset();
     conn->parser.emplace();
