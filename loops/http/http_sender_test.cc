@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "loops/http/loopback_http_server.h"
+#include "loops/http/refusing_port.h"
 #include "tests/testing/child_process.h"
 
 namespace loophost::loops::http {
@@ -71,68 +72,30 @@ class Results {
   std::vector<HttpPostResult> results_ ABSL_GUARDED_BY(mu_);
 };
 
-// A TCP socket bound to 127.0.0.1:0 that does not listen: connecting to it is
-// refused, and nothing else can take its port while it is open.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~RefusingPort() { ::close(fd_); }
-  // With `listen`, the kernel completes handshakes into the backlog but no one
-  // ever reads: a hung subscriber.
-  void Listen() { ::listen(fd_, 64); }
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 // A bare HTTP/1.1 server on 127.0.0.1:0, one connection at a time, for
 // peers no HTTP library plays: it answers a connection's first request with
 // 204 (keep-alive) when `answer_first`, and closes the connection without an
 // answer at the next request (or at the first, without `answer_first`).
 class DroppingServer {
  public:
-  explicit DroppingServer(bool answer_first) : answer_first_(answer_first) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) ==
-            0 &&
-        ::listen(listen_fd_, 16) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
+  explicit DroppingServer(bool answer_first)
+      : answer_first_(answer_first), listening_(listener_.Listen()) {
     thread_ = std::thread([this] { Serve(); });
   }
   ~DroppingServer() {
-    ::shutdown(listen_fd_, SHUT_RDWR);  // ends accept()
+    ::shutdown(listener_.fd(), SHUT_RDWR);  // ends accept()
     if (int fd = conn_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
     thread_.join();
-    ::close(listen_fd_);
   }
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
-  int port() const { return port_; }
+  std::string Url() const { return listener_.Url(); }
+  int port() const { return listening_ ? listener_.port() : 0; }
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
 
  private:
   void Serve() {
     while (true) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) return;
       conn_fd_ = fd;
       ++connections_;
@@ -171,8 +134,8 @@ class DroppingServer {
   }
 
   const bool answer_first_;
-  int listen_fd_ = -1;
-  int port_ = 0;
+  RefusingPort listener_;
+  const bool listening_;
   std::atomic<int> conn_fd_{-1};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
@@ -417,7 +380,7 @@ TEST(HttpSenderTest, DeadSubscribersDoNotDelayALiveOne) {
   LoopbackHttpServer held(204);
   held.Hold();
   RefusingPort hung;  // accepts into its backlog, never reads
-  hung.Listen();
+  ASSERT_TRUE(hung.Listen());
   RefusingPort refused;
   Results results;
   auto sender = StartSender();

@@ -22,6 +22,7 @@
 #include "loophost/v1/plugin.grpc.pb.h"
 #include "loophost/v1/transport.grpc.pb.h"
 #include "loops/http/loopback_http_server.h"
+#include "loops/http/refusing_port.h"
 #include "loops/sdk/loop_server.h"
 
 namespace loophost::loops::http {
@@ -32,28 +33,6 @@ using ::loophost::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
-
-// A port that refuses connections (bound, not listening) while it is open.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~RefusingPort() { ::close(fd_); }
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 v1::Delivery MakeDelivery(uint64_t id, const std::string& endpoint,
                           const std::string& body = "{}",
