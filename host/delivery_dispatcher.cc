@@ -118,6 +118,10 @@ void DeliveryDispatcher::Run() {
       }
     }
     const AppliedResults applied = ApplyResults();
+    if (!pending_outcomes_.empty() &&
+        absl::Now() >= pending_since_ + options_.outcome_batch_delay) {
+      RecordOutcomes();
+    }
     if (draining) {
       absl::MutexLock lock(&mu_);
       if (in_flight_.empty() || stream_ == nullptr || stream_broken_ ||
@@ -206,9 +210,14 @@ void DeliveryDispatcher::Run() {
     if (activity || !outbox_empty) {
       wake_at = std::min(wake_at, next_housekeeping);
     }
+    if (!pending_outcomes_.empty()) {
+      wake_at =
+          std::min(wake_at, pending_since_ + options_.outcome_batch_delay);
+    }
   }
   if (stream_ != nullptr) CloseStream("stopping");
   ApplyResults();
+  RecordOutcomes();
 }
 
 void DeliveryDispatcher::OpenStream(const ServingPlugin& serving) {
@@ -248,6 +257,7 @@ void DeliveryDispatcher::CloseStream(const char* why) {
   stream_.reset();
   // Results that arrived are real outcomes; what has none is sent again.
   ApplyResults();
+  RecordOutcomes();
   size_t resend = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -331,11 +341,17 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     stream_broken_ = true;
     broken = true;
   };
-  auto add = [&](OutboxRow& row, bool after_previous) {
+  // A row goes after the previous one's 2xx when its subscription has rows
+  // in flight; with none (a head, or a lane whose rows all came back
+  // delivered) there is nothing to wait for.
+  auto add = [&](OutboxRow& row) {
     if (batch_bytes + row.body.size() > kMaxBatchBytes) flush(false);
     if (broken) return;
     batch_bytes += row.body.size();
-    lanes_[row.subscription_id].rows.push_back(row.id);
+    Lane& lane = lanes_[row.subscription_id];
+    const bool after_previous = !lane.rows.empty();
+    lane.rows.push_back(row.id);
+    lane.last_sent = row.id;
     pb::Delivery& delivery = *batch.add_deliveries();
     delivery.set_delivery_id(row.id);
     delivery.set_subscription_id(row.subscription_id);
@@ -349,12 +365,13 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
                                   std::move(row.endpoint), row.attempts, now};
     --capacity;
   };
-  for (OutboxRow& row : heads) add(row, false);
+  for (OutboxRow& row : heads) add(row);
   // Then the rows that follow, for every lane with room: each subscription
   // has its head out before any gets a second row. A failing subscriber gets
   // its head alone until it takes it again.
-  for (const std::string& id : lanes_with_room) {
-    if (capacity == 0 || broken) break;
+  // One read of the store for all of them.
+  std::vector<EventStore::RowsAfterQuery> follow;
+  for (std::string& id : lanes_with_room) {
     auto it = lanes_.find(id);
     if (it == lanes_.end() || it->second.failed || failing_.count(id) > 0 ||
         it->second.rows.size() >= options_.subscription_window) {
@@ -362,9 +379,11 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     }
     const size_t want = std::min(
         capacity, options_.subscription_window - it->second.rows.size());
-    for (OutboxRow& row : store_.RowsAfter(id, it->second.rows.back(), want)) {
-      add(row, true);
-    }
+    follow.push_back({std::move(id), it->second.last_sent, want});
+  }
+  for (OutboxRow& row : store_.RowsAfter(follow)) {
+    if (capacity == 0 || broken) break;
+    add(row);
   }
   flush(true);
   return capacity == 0;
@@ -379,9 +398,13 @@ bool DeliveryDispatcher::LeaveLane(const std::string& subscription_id,
   lane.rows.erase(std::remove(lane.rows.begin(), lane.rows.end(), row_id),
                   lane.rows.end());
   lane.failed = lane.failed || !delivered;
+  if (delivered) ++lane.unrecorded;
   if (lane.rows.empty()) {
-    lanes_.erase(it);
-    return true;
+    if (lane.unrecorded == 0) {
+      lanes_.erase(it);
+      return true;
+    }
+    return !lane.failed;
   }
   // The lane's next row is posted from now on: its stall clock starts now.
   absl::MutexLock lock(&mu_);
@@ -400,9 +423,7 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
   if (results.empty()) return applied;
   applied.any = true;
   std::vector<std::pair<const pb::DeliveryResult*, InFlight>> known;
-  std::vector<EventStore::Outcome> outcomes;
   known.reserve(results.size());
-  outcomes.reserve(results.size());
   {
     absl::MutexLock lock(&mu_);
     for (const pb::DeliveryResult& result : results) {
@@ -413,6 +434,7 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
   }
   const absl::Time now = absl::Now();
   std::vector<absl::Duration> waits(known.size());
+  std::vector<EventStore::Outcome> failures;
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (size_t i = 0; i < known.size(); ++i) {
     const auto& [result, delivery] = known[i];
@@ -420,20 +442,16 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
     EventStore::Outcome outcome;
     outcome.row_id = result->delivery_id();
     outcome.delivered = result->delivered();
-    if (!outcome.delivered) {
-      applied.failed = true;
-      waits[i] = DeliveryBackoff(delivery.attempts, options_.backoff_initial,
-                                 options_.backoff_max, unit(rng_));
-      outcome.next_attempt = now + waits[i];
+    if (outcome.delivered) {
+      if (pending_outcomes_.empty()) pending_since_ = now;
+      pending_outcomes_.push_back(outcome);
+      continue;
     }
-    outcomes.push_back(outcome);
-  }
-  // The store first (one transaction for the batch), then the in-flight
-  // table: until a row is updated its subscription stays busy, so its head
-  // is never sent twice at once.
-  if (absl::Status st = store_.RecordOutcomes(outcomes); !st.ok()) {
-    LogError("outbox update failed; the deliveries will repeat",
-             {{"error", std::string(st.message())}});
+    applied.failed = true;
+    waits[i] = DeliveryBackoff(delivery.attempts, options_.backoff_initial,
+                               options_.backoff_max, unit(rng_));
+    outcome.next_attempt = now + waits[i];
+    failures.push_back(outcome);
   }
   for (size_t i = 0; i < known.size(); ++i) {
     if (!known[i].first->skipped()) {
@@ -446,15 +464,45 @@ DeliveryDispatcher::AppliedResults DeliveryDispatcher::ApplyResults() {
       in_flight_.erase(result->delivery_id());
     }
   }
-  // A lane that emptied gets a head look (a failed head waits for its retry
-  // time); one still going may take more rows, unless it failed.
+  // A lane that ended gets a head look; one still going (or waiting for its
+  // delivered rows to be recorded) may take more rows, unless it failed.
   for (const auto& [result, delivery] : known) {
     const std::string& id = delivery.subscription_id;
     if (LeaveLane(id, result->delivery_id(), result->delivered(), now)) {
       freed_.push_back(id);
     }
   }
+  // A failure is recorded at once (with the deliveries before it): its retry
+  // time must be in the store before the subscription's head is looked for.
+  if (!failures.empty() ||
+      pending_outcomes_.size() >= options_.outcome_batch_rows) {
+    RecordOutcomes(std::move(failures));
+  }
   return applied;
+}
+
+void DeliveryDispatcher::RecordOutcomes(
+    std::vector<EventStore::Outcome> failures) {
+  std::vector<EventStore::Outcome> outcomes;
+  outcomes.swap(pending_outcomes_);
+  pending_since_ = absl::InfiniteFuture();
+  outcomes.insert(outcomes.end(), failures.begin(), failures.end());
+  if (outcomes.empty()) return;
+  if (absl::Status st = store_.RecordOutcomes(outcomes); !st.ok()) {
+    LogError("outbox update failed; the deliveries will repeat",
+             {{"error", std::string(st.message())}});
+  }
+  // Until now a subscription with delivered rows stayed busy: its head was
+  // never looked for while the delivered row was still in the outbox.
+  for (auto it = lanes_.begin(); it != lanes_.end();) {
+    it->second.unrecorded = 0;
+    if (it->second.rows.empty()) {
+      freed_.push_back(it->first);
+      it = lanes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void DeliveryDispatcher::ApplyResult(const pb::DeliveryResult& result,
@@ -516,6 +564,7 @@ void DeliveryDispatcher::CountConnectionFailure(
 }
 
 uint64_t DeliveryDispatcher::Housekeeping() {
+  RecordOutcomes();  // the depth and ages below leave out what was delivered
   const absl::Time now = absl::Now();
   auto dropped = store_.ApplyRetention(now, options_.retention_age,
                                        options_.retention_rows);

@@ -1,16 +1,17 @@
 // DeliveryDispatcher: moves outbox rows to subscribers through the transport
 // loop's Deliver stream. Up to `subscription_window` deliveries in flight per
-// subscription, in row order, all but the first marked after_previous (the
-// transport posts them one at a time, each after the previous one's 2xx, and
-// skips the rest after a failure: each subscriber gets its events in order),
-// and a bound on all in flight; a 2xx result
-// deletes the row, anything else keeps it for a retry after exponential
-// backoff with jitter. Retention (age, rows per subscription) is applied
-// periodically, drops counted and logged; optionally a subscription is removed
-// after N connection failures in a row. When the transport loop restarts (a new
-// generation) or the stream breaks, the stream is opened again and what was in
-// flight is sent again (same event id): nothing is lost. Owns its threads;
-// Start/Stop from one thread, Notify from any.
+// subscription, in row order, each marked after_previous while an earlier one
+// of its subscription is out (the transport posts them one at a time, each
+// after the previous one's 2xx, and skips the rest after a failure: each
+// subscriber gets its events in order), and a bound on all in flight. A 2xx
+// result deletes the row (many in one transaction), anything else keeps it for
+// a retry after exponential backoff with jitter. Retention (age, rows per
+// subscription) is applied periodically, drops counted and logged; optionally
+// a subscription is removed after N connection failures in a row. When the
+// transport loop restarts (a new generation) or the stream breaks, the stream
+// is opened again and what was in flight is sent again (same event id):
+// nothing is lost. Owns its threads; Start/Stop from one thread, Notify from
+// any.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -56,6 +57,12 @@ struct DeliveryDispatcherOptions {
   // after it emptied).
   absl::Duration housekeeping_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Seconds(2);  // Stop: results in flight
+  // Delivered rows leave the outbox in one transaction per batch: when this
+  // many are waiting, or this long after the first of them (a failure, the
+  // stream closing and Stop record them at once). A host killed meanwhile
+  // sends them again, with the same event id.
+  size_t outcome_batch_rows = 512;
+  absl::Duration outcome_batch_delay = absl::Milliseconds(10);
 };
 
 // The wait before attempt `attempts + 1`: initial * 2^attempts, at most max,
@@ -89,8 +96,13 @@ class DeliveryDispatcher {
 
   // A subscription's rows in flight, in the order sent; `failed` once one of
   // them was not delivered: nothing more is sent until all have come back.
+  // A lane stays while it has delivered rows not yet deleted from the outbox
+  // (`unrecorded`): the subscription counts as busy, so its next rows follow
+  // `last_sent` and a delivered row is never taken for its head.
   struct Lane {
     std::deque<uint64_t> rows;
+    uint64_t last_sent = 0;
+    size_t unrecorded = 0;
     bool failed = false;
   };
 
@@ -112,6 +124,9 @@ class DeliveryDispatcher {
   bool LeaveLane(const std::string& subscription_id, uint64_t row_id,
                  bool delivered, absl::Time now);
   AppliedResults ApplyResults();
+  // Writes the delivered rows waiting in pending_outcomes_ and `failures` to
+  // the store in one transaction; lanes left with nothing in flight end.
+  void RecordOutcomes(std::vector<EventStore::Outcome> failures = {});
   // Metrics, logs and failure counts of one result (the store has it).
   void ApplyResult(const loophost::v1::DeliveryResult& result,
                    const InFlight& delivery, absl::Duration wait);
@@ -139,6 +154,10 @@ class DeliveryDispatcher {
   std::set<std::string> failing_;
   std::vector<std::string> freed_;     // results since the last SendDue
   std::map<std::string, Lane> lanes_;  // subscriptions with rows in flight
+  // Delivered, not yet deleted from the outbox; the first came back at
+  // pending_since_.
+  std::vector<EventStore::Outcome> pending_outcomes_;
+  absl::Time pending_since_ = absl::InfiniteFuture();
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

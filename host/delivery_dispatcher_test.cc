@@ -190,6 +190,47 @@ TEST_F(DeliveryDispatcherTest, AWindowOfOneSendsTheNextOnlyAfterTheResult) {
   }
 }
 
+TEST_F(DeliveryDispatcherTest, DeliveredRowsNotYetRecordedAreNeverSentAgain) {
+  // Nothing records the outcomes before Stop: no batch fills, no delay ends,
+  // no housekeeping after the first.
+  options_.subscription_window = 1;
+  options_.outcome_batch_rows = 1000;
+  options_.outcome_batch_delay = absl::Hours(1);
+  options_.housekeeping_interval = absl::Hours(1);
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  Start();
+  Enqueue({a}, 5);
+  ASSERT_TRUE(WaitFor([&] { return BodiesFor(a.endpoint).size() >= 5; }, kWait,
+                      "five deliveries"));
+  // All five are still in the outbox: the subscription went on after its
+  // last row sent instead of taking its oldest row again.
+  EXPECT_EQ(store_->OutboxDepth(), 5u);
+  dispatcher_->Stop();
+  EXPECT_EQ(store_->OutboxDepth(), 0u);
+  EXPECT_THAT(BodiesFor(a.endpoint), ElementsAreArray(Expected(a.endpoint, 5)));
+}
+
+TEST_F(DeliveryDispatcherTest, AFailureRecordsTheDeliveriesBeforeItAtOnce) {
+  options_.subscription_window = 1;
+  options_.outcome_batch_rows = 1000;
+  options_.outcome_batch_delay = absl::Hours(1);
+  options_.housekeeping_interval = absl::Hours(1);
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  transport_->Script(a.endpoint, {{}, {}, {false, 500, "boom"}});
+  Start();
+  Enqueue({a}, 5);
+  ASSERT_TRUE(WaitFor([&] { return BodiesFor(a.endpoint).size() >= 6; }, kWait,
+                      "five deliveries and a retry"));
+  EXPECT_THAT(
+      BodiesFor(a.endpoint),
+      ElementsAre(a.endpoint + "#1", a.endpoint + "#2", a.endpoint + "#3",
+                  a.endpoint + "#3", a.endpoint + "#4", a.endpoint + "#5"));
+  // #1 and #2 left the outbox with #3's failure; #3 to #5 wait for Stop.
+  EXPECT_EQ(store_->OutboxDepth(), 3u);
+  dispatcher_->Stop();
+  EXPECT_EQ(store_->OutboxDepth(), 0u);
+}
+
 TEST_F(DeliveryDispatcherTest, RetriesWithBackoffAndKeepsTheOrder) {
   SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
   transport_->Script(a.endpoint, {{false, 503, "unavailable"},

@@ -332,6 +332,16 @@ class EventStore::Impl {
     return result;
   }
 
+  // Runs `body` in one read transaction: its statements see one snapshot
+  // and take SQLite's locks once rather than each. If the transaction cannot
+  // begin, each statement runs on its own. mu_ must be held.
+  template <typename F>
+  void InReadTransaction(F body) {
+    const bool began = ExecLocked("BEGIN", "begin").ok();
+    body();
+    if (began) (void)ExecLocked("COMMIT", "commit");
+  }
+
   sqlite3* db_ = nullptr;
   std::unique_ptr<WalCheckpointer> checkpointer_;
   mutable absl::Mutex mu_;
@@ -707,36 +717,45 @@ std::vector<OutboxRow> EventStore::DueDeliveries(
 std::vector<OutboxRow> EventStore::DueDeliveriesFor(
     absl::Time now, const std::vector<std::string>& subscription_ids) const {
   std::vector<OutboxRow> out;
+  if (subscription_ids.empty()) return out;
   const int64_t now_us = ToMicros(now);
   absl::MutexLock lock(&impl_->mu_);
   auto stmt = impl_->Stmt(kSelectHead);
   if (!stmt.ok()) return out;
-  for (const std::string& id : subscription_ids) {
-    (*stmt)->Bind(1, id);
-    if ((*stmt)->Step() == SQLITE_ROW && (*stmt)->Int(7) <= now_us) {
-      out.push_back(ReadOutboxRow(**stmt));
+  impl_->InReadTransaction([&] {
+    for (const std::string& id : subscription_ids) {
+      (*stmt)->Bind(1, id);
+      if ((*stmt)->Step() == SQLITE_ROW && (*stmt)->Int(7) <= now_us) {
+        out.push_back(ReadOutboxRow(**stmt));
+      }
+      (*stmt)->Reset();
     }
-    (*stmt)->Reset();
-  }
+  });
   std::sort(out.begin(), out.end(),
             [](const OutboxRow& a, const OutboxRow& b) { return a.id < b.id; });
   return out;
 }
 
-std::vector<OutboxRow> EventStore::RowsAfter(const std::string& subscription_id,
-                                             uint64_t after_id,
-                                             size_t limit) const {
+std::vector<OutboxRow> EventStore::RowsAfter(
+    const std::vector<RowsAfterQuery>& queries) const {
   std::vector<OutboxRow> out;
-  if (limit == 0) return out;
+  if (queries.empty()) return out;
   absl::MutexLock lock(&impl_->mu_);
   auto stmt = impl_->Stmt(kSelectAfter);
   if (!stmt.ok()) return out;
-  (*stmt)
-      ->Bind(1, subscription_id)
-      .Bind(2, static_cast<int64_t>(after_id))
-      .Bind(3, static_cast<int64_t>(limit));
-  while ((*stmt)->Step() == SQLITE_ROW) out.push_back(ReadOutboxRow(**stmt));
-  (*stmt)->Reset();
+  impl_->InReadTransaction([&] {
+    for (const RowsAfterQuery& q : queries) {
+      if (q.limit == 0) continue;
+      (*stmt)
+          ->Bind(1, q.subscription_id)
+          .Bind(2, static_cast<int64_t>(q.after_id))
+          .Bind(3, static_cast<int64_t>(q.limit));
+      while ((*stmt)->Step() == SQLITE_ROW) {
+        out.push_back(ReadOutboxRow(**stmt));
+      }
+      (*stmt)->Reset();
+    }
+  });
   return out;
 }
 

@@ -112,13 +112,20 @@ class EventStore {
                                        const std::vector<std::string>& busy,
                                        size_t limit) const;
   // The same for the given subscriptions only (those whose delivery just
-  // finished): one indexed lookup each instead of a pass over all.
+  // finished): one indexed lookup each instead of a pass over all, in one
+  // read transaction.
   std::vector<OutboxRow> DueDeliveriesFor(
       absl::Time now, const std::vector<std::string>& subscription_ids) const;
-  // A subscription's rows after row `after_id`, oldest first, at most `limit`
-  // (those that may follow the rows already sent, whatever their retry time).
-  std::vector<OutboxRow> RowsAfter(const std::string& subscription_id,
-                                   uint64_t after_id, size_t limit) const;
+  // For each query, the subscription's rows after row `after_id`, oldest
+  // first, at most `limit` (those that may follow the rows already sent,
+  // whatever their retry time); all in one read transaction.
+  struct RowsAfterQuery {
+    std::string subscription_id;
+    uint64_t after_id = 0;
+    size_t limit = 0;
+  };
+  std::vector<OutboxRow> RowsAfter(
+      const std::vector<RowsAfterQuery>& queries) const;
   // The earliest next_attempt after `now` among the subscriptions' oldest
   // rows (when a retry comes due); InfiniteFuture if none waits.
   absl::Time NextRetryAfter(absl::Time now) const;
