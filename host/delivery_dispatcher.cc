@@ -185,7 +185,12 @@ void DeliveryDispatcher::Run() {
       // A full pass over the subscriptions when rows were added or a retry
       // came due; else only the subscriptions that just got free.
       capacity_limited = SendDue(full_scan);
-      if (full_scan || applied.failed) next_retry = store_.NextRetryAfter(now);
+      // The look for the next retry is a pass over the subscriptions: only
+      // while some row may wait for one (after a failure, or from before).
+      if ((full_scan || applied.failed) && retries_may_wait_) {
+        next_retry = store_.NextRetryAfter(now);
+        retries_may_wait_ = next_retry != absl::InfiniteFuture();
+      }
     } else {
       freed_.clear();
     }
@@ -488,6 +493,7 @@ void DeliveryDispatcher::RecordOutcomes(
   pending_since_ = absl::InfiniteFuture();
   outcomes.insert(outcomes.end(), failures.begin(), failures.end());
   if (outcomes.empty()) return;
+  if (!failures.empty()) retries_may_wait_ = true;
   if (absl::Status st = store_.RecordOutcomes(outcomes); !st.ok()) {
     LogError("outbox update failed; the deliveries will repeat",
              {{"error", std::string(st.message())}});

@@ -158,6 +158,9 @@ class DeliveryDispatcher {
   // pending_since_.
   std::vector<EventStore::Outcome> pending_outcomes_;
   absl::Time pending_since_ = absl::InfiniteFuture();
+  // A row may wait for a retry: rows from before the start, or a failure
+  // recorded since the last look found none.
+  bool retries_may_wait_ = true;
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
