@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -94,6 +96,12 @@ CREATE TRIGGER outbox_body_gone AFTER DELETE ON outbox
   WHEN NOT EXISTS (SELECT 1 FROM outbox WHERE body_id = OLD.body_id)
   BEGIN DELETE FROM bodies WHERE id = OLD.body_id; END;
 )sql",
+    // 3: no index by age. A subscription's rows are in enqueue order, so the
+    // index by subscription serves retention by age and the oldest row's age;
+    // every row written and deleted paid for the second index.
+    R"sql(
+DROP INDEX outbox_by_age;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -175,6 +183,14 @@ class Statement {
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   bool IsNull(int col) const {
     return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
+  // Valid until the next Step or Reset.
+  std::string_view TextView(int col) const {
+    const auto* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string_view()
+                        : std::string_view(static_cast<const char*>(p),
+                                           static_cast<size_t>(n));
   }
   std::string Text(int col) const {
     const auto* p = sqlite3_column_blob(stmt_, col);
@@ -448,20 +464,26 @@ constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
     "WHERE id = ?1";
-constexpr char kCountOld[] =
-    "SELECT subscription_id, COUNT(*) FROM outbox WHERE enqueued_us < ?1 "
-    "GROUP BY subscription_id";
-constexpr char kDeleteOld[] = "DELETE FROM outbox WHERE enqueued_us < ?1";
+constexpr char kSubscriptionIds[] = "SELECT id FROM subscriptions";
+// A subscription's rows from its oldest (retention by age reads up to the
+// first one young enough).
+constexpr char kOldestRows[] =
+    "SELECT id, enqueued_us FROM outbox WHERE subscription_id = ?1 "
+    "ORDER BY id";
+constexpr char kDeleteThrough[] =
+    "DELETE FROM outbox WHERE subscription_id = ?1 AND id <= ?2";
 constexpr char kCountOver[] =
     "SELECT subscription_id, COUNT(*) FROM outbox GROUP BY subscription_id "
     "HAVING COUNT(*) > ?1";
 constexpr char kDeleteOldest[] =
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "
     "subscription_id = ?1 ORDER BY id LIMIT ?2)";
+// Depth from the index alone; the oldest row is the first in row order.
 constexpr char kStats[] =
-    "SELECT s.id, s.endpoint, COUNT(o.id), MIN(o.enqueued_us) FROM "
-    "subscriptions s LEFT JOIN outbox o ON o.subscription_id = s.id "
-    "GROUP BY s.id ORDER BY s.id";
+    "SELECT s.id, s.endpoint, (SELECT COUNT(*) FROM outbox WHERE "
+    "subscription_id = s.id), (SELECT enqueued_us FROM outbox WHERE "
+    "subscription_id = s.id ORDER BY id LIMIT 1) FROM subscriptions s "
+    "ORDER BY s.id";
 constexpr char kDepth[] = "SELECT COUNT(*) FROM outbox";
 
 }  // namespace
@@ -705,9 +727,9 @@ std::vector<OutboxRow> EventStore::DueDeliveries(
   if (!stmt.ok()) return out;
   (*stmt)->Bind(1, ToMicros(now));
   while (out.size() < limit && (*stmt)->Step() == SQLITE_ROW) {
-    OutboxRow row = ReadOutboxRow(**stmt);
-    if (!std::binary_search(busy.begin(), busy.end(), row.subscription_id)) {
-      out.push_back(std::move(row));
+    // Busy subscriptions' heads are skipped before their row is copied.
+    if (!std::binary_search(busy.begin(), busy.end(), (*stmt)->TextView(1))) {
+      out.push_back(ReadOutboxRow(**stmt));
     }
   }
   (*stmt)->Reset();
@@ -823,16 +845,27 @@ EventStore::ApplyRetention(absl::Time now, absl::Duration max_age,
     std::map<std::string, uint64_t> dropped;
     if (max_age != absl::InfiniteDuration() && max_age > absl::ZeroDuration()) {
       const int64_t cutoff = ToMicros(now - max_age);
-      LH_ASSIGN_OR_RETURN(Statement * count, impl_->Stmt(kCountOld));
-      count->Bind(1, cutoff);
-      while (count->Step() == SQLITE_ROW) {
-        dropped[count->Text(0)] += static_cast<uint64_t>(count->Int(1));
-      }
-      count->Reset();
-      if (!dropped.empty()) {
-        LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOld));
-        del->Bind(1, cutoff);
+      std::vector<std::string> subscriptions;
+      LH_ASSIGN_OR_RETURN(Statement * ids, impl_->Stmt(kSubscriptionIds));
+      while (ids->Step() == SQLITE_ROW) subscriptions.push_back(ids->Text(0));
+      ids->Reset();
+      LH_ASSIGN_OR_RETURN(Statement * oldest, impl_->Stmt(kOldestRows));
+      LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteThrough));
+      for (const std::string& subscription : subscriptions) {
+        // From the oldest row up to the first young enough: the cost is the
+        // rows dropped, not the rows kept.
+        uint64_t old_rows = 0;
+        int64_t last_old = 0;
+        oldest->Bind(1, subscription);
+        while (oldest->Step() == SQLITE_ROW && oldest->Int(1) < cutoff) {
+          ++old_rows;
+          last_old = oldest->Int(0);
+        }
+        oldest->Reset();
+        if (old_rows == 0) continue;
+        del->Bind(1, subscription).Bind(2, last_old);
         LH_RETURN_IF_ERROR(del->Run("retention by age"));
+        dropped[subscription] += old_rows;
       }
     }
     if (max_rows > 0) {

@@ -144,8 +144,10 @@ class EventStore {
   absl::Status SetConsecutiveFailures(const std::string& subscription_id,
                                       int failures);
   // Drops rows older than max_age, and beyond max_rows per subscription (oldest
-  // first); max_age InfiniteDuration / max_rows 0: no limit. Returns
-  // (subscription_id, dropped) pairs for counting and logging.
+  // first); max_age InfiniteDuration / max_rows 0: no limit. By age, each
+  // subscription's rows go in enqueue order, up to the first younger one (a
+  // row enqueued after a step back of the clock waits for those before it).
+  // Returns (subscription_id, dropped) pairs for counting and logging.
   absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> ApplyRetention(
       absl::Time now, absl::Duration max_age, uint64_t max_rows);
   // One entry per subscription, also those with nothing undelivered (depth 0).

@@ -21,6 +21,7 @@ namespace {
 using ::loophost::testing::IsOk;
 using ::loophost::testing::StatusIs;
 using ::loophost::testing::TempDir;
+using ::loophost::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -93,7 +94,11 @@ class EventStoreTest : public ::testing::Test {
 
 TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
   EXPECT_THAT(RawQuery(path_, "SELECT version FROM schema_version"),
-              ElementsAre("2"));
+              ElementsAre("3"));
+  EXPECT_THAT(RawQuery(path_,
+                       "SELECT name FROM sqlite_master WHERE type='index' AND "
+                       "tbl_name='outbox' AND sql IS NOT NULL ORDER BY name"),
+              ElementsAre("outbox_by_body", "outbox_by_subscription"));
   EXPECT_THAT(RawQuery(path_,
                        "SELECT name FROM sqlite_master WHERE type='table' AND "
                        "name NOT LIKE 'sqlite_%' ORDER BY name"),
@@ -132,7 +137,7 @@ INSERT INTO outbox VALUES (42, 's1', 'http://127.0.0.1:1/a', 'e2', 'second', 0, 
   auto store = EventStore::Open(old_path);
   ASSERT_THAT(store, IsOk());
   EXPECT_THAT(RawQuery(old_path, "SELECT version FROM schema_version"),
-              ElementsAre("2"));
+              ElementsAre("3"));
   std::vector<OutboxRow> due = (*store)->DueDeliveries(absl::Now(), {}, 10);
   ASSERT_THAT(due, SizeIs(1));
   EXPECT_EQ(due[0].id, 41u);
@@ -463,6 +468,35 @@ TEST_F(EventStoreTest, RetentionDropsByAgeAndByCountAndSaysHowMany) {
   ASSERT_THAT(dropped, IsOk());
   EXPECT_THAT(*dropped, UnorderedElementsAre(Pair(a.id, 3u), Pair(b.id, 3u)));
   EXPECT_EQ(store_->OutboxDepth(), 0u);
+}
+
+TEST_F(EventStoreTest, RetentionByAgeDropsEachSubscriptionsOldRowsOnly) {
+  SubscriptionRecord a = Subscribe("http://x/a");
+  SubscriptionRecord b = Subscribe("http://x/b");
+  auto enqueue = [&](uint64_t seq, const std::vector<SubscriptionRecord>& to) {
+    std::vector<EventStore::Delivery> deliveries;
+    for (const SubscriptionRecord& s : to) {
+      deliveries.push_back({s.id, s.endpoint, std::to_string(seq)});
+    }
+    ASSERT_THAT(store_->EnqueueEvent("ptp", seq, "e", deliveries), IsOk());
+  };
+  enqueue(1, {a, b});
+  enqueue(2, {a});
+  // The cutoff falls between event 2 and event 3 (row times are in us).
+  const absl::Time cutoff = absl::Now() + absl::Microseconds(1);
+  ASSERT_TRUE(WaitFor([&] { return absl::Now() > cutoff; }, absl::Seconds(1),
+                      "the clock past the cutoff"));
+  enqueue(3, {a, b});
+  auto dropped =
+      store_->ApplyRetention(cutoff + absl::Minutes(1), absl::Minutes(1), 0);
+  ASSERT_THAT(dropped, IsOk());
+  EXPECT_THAT(*dropped, UnorderedElementsAre(Pair(a.id, 2u), Pair(b.id, 1u)));
+  std::vector<OutboxRow> due =
+      store_->DueDeliveries(absl::InfiniteFuture(), {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  EXPECT_EQ(due[0].body, "3");
+  EXPECT_EQ(due[1].body, "3");
+  EXPECT_EQ(store_->OutboxDepth(), 2u);
 }
 
 TEST_F(EventStoreTest, StatsCoverEverySubscription) {
