@@ -71,9 +71,11 @@ void DeliveryDispatcher::Start() {
   });
 }
 
-void DeliveryDispatcher::Notify() {
+void DeliveryDispatcher::Notify(
+    const std::vector<std::string>& subscription_ids) {
   absl::MutexLock lock(&mu_);
-  new_rows_ = true;
+  notified_.insert(notified_.end(), subscription_ids.begin(),
+                   subscription_ids.end());
   wake_ = true;
 }
 
@@ -102,7 +104,7 @@ void DeliveryDispatcher::Run() {
   bool activity = true;           // rows or results since the housekeeping
   while (true) {
     bool draining = false;
-    bool new_rows = false;
+    std::vector<std::string> notified;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -110,8 +112,7 @@ void DeliveryDispatcher::Run() {
       };
       mu_.AwaitWithTimeout(absl::Condition(&ready), wake_at - absl::Now());
       wake_ = false;
-      new_rows = new_rows_;
-      new_rows_ = false;
+      notified.swap(notified_);
       draining = draining_;
       if (draining && drain_deadline == absl::InfiniteFuture()) {
         drain_deadline = absl::Now() + options_.drain_timeout;
@@ -131,7 +132,10 @@ void DeliveryDispatcher::Run() {
       wake_at = std::min(absl::Now() + options_.poll_interval, drain_deadline);
       continue;
     }
-    activity = activity || new_rows || applied.any;
+    activity = activity || !notified.empty() || applied.any;
+    // Subscriptions with new rows get the look of those whose results came.
+    freed_.insert(freed_.end(), std::make_move_iterator(notified.begin()),
+                  std::make_move_iterator(notified.end()));
 
     const absl::Time now = absl::Now();
     std::optional<ServingPlugin> serving =
@@ -172,7 +176,7 @@ void DeliveryDispatcher::Run() {
                    std::min(options_.max_in_flight, in_flight_.size());
     }
     bool full_scan =
-        new_rows || now >= next_retry ||
+        now >= next_retry ||
         (capacity_limited && applied.any &&
          free_slots >= std::max<size_t>(1, options_.max_in_flight / 8));
     if (stream_ == nullptr && serving &&
@@ -182,8 +186,9 @@ void DeliveryDispatcher::Run() {
       full_scan = true;
     }
     if (stream_ != nullptr) {
-      // A full pass over the subscriptions when rows were added or a retry
-      // came due; else only the subscriptions that just got free.
+      // A full pass over the subscriptions when a retry came due, a stream
+      // opened or the bound left rows behind; else only the subscriptions
+      // that just got free or got new rows.
       capacity_limited = SendDue(full_scan);
       // The look for the next retry is a pass over the subscriptions: only
       // while some row may wait for one (after a failure, or from before).

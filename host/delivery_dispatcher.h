@@ -79,8 +79,10 @@ class DeliveryDispatcher {
   DeliveryDispatcher& operator=(const DeliveryDispatcher&) = delete;
 
   void Start();
-  // New rows are in the outbox: look now rather than at the next poll.
-  void Notify();
+  // New rows are in the outbox for these subscriptions: each gets a look now
+  // (its head if it has nothing in flight, else the rows after the last one
+  // sent) rather than a pass over every subscription.
+  void Notify(const std::vector<std::string>& subscription_ids);
   // Sends nothing new, waits up to drain_timeout for the results in flight,
   // then closes the stream (rows without a result stay in the outbox). Joins.
   void Stop();
@@ -115,9 +117,10 @@ class DeliveryDispatcher {
   void OpenStream(const ServingPlugin& serving);
   void CloseStream(const char* why);
   // Sends what is due: after a pass over every subscription (full_scan), or
-  // over those in freed_ only: heads of subscriptions with nothing in flight,
-  // then the rows that follow in the lanes with room. True if the bound on
-  // deliveries in flight may have left due rows behind.
+  // over those in freed_ only (results came back, or new rows were added):
+  // heads of subscriptions with nothing in flight, then the rows that follow in
+  // the lanes with room. True if the bound on deliveries in flight may have
+  // left due rows behind.
   bool SendDue(bool full_scan);
   // Drops `row_id` from its lane; true if the subscription may take rows now
   // (its lane emptied and is gone, or goes on without a failure).
@@ -166,7 +169,8 @@ class DeliveryDispatcher {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
-  bool new_rows_ ABSL_GUARDED_BY(mu_) = false;  // Notify() since the last look
+  // Subscriptions given to Notify since the last look.
+  std::vector<std::string> notified_ ABSL_GUARDED_BY(mu_);
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
   std::vector<loophost::v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);

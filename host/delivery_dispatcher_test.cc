@@ -96,7 +96,11 @@ class DeliveryDispatcherTest : public ::testing::Test {
                                        "e" + std::to_string(i), deliveries),
                   IsOk());
     }
-    if (dispatcher_) dispatcher_->Notify();
+    if (dispatcher_) {
+      std::vector<std::string> ids;
+      for (const SubscriptionRecord& s : subs) ids.push_back(s.id);
+      dispatcher_->Notify(ids);
+    }
   }
 
   // Bodies the transport received for `endpoint`, in arrival order.

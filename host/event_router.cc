@@ -64,7 +64,7 @@ class EventRouter::Source {
 
 EventRouter::EventRouter(EventRouterOptions options, EventStore& store,
                          const RolePlugins& plugins, EventMetrics& metrics,
-                         std::function<void()> on_enqueued)
+                         OnEnqueued on_enqueued)
     : options_(std::move(options)),
       store_(store),
       plugins_(plugins),
@@ -467,7 +467,14 @@ absl::StatusOr<int> EventRouter::Route(const std::string& source_name,
   RememberForDedup(event);
   metrics_.EventAcked(type, true);
   metrics_.EventReceived(address, true);
-  if (written > 0 && on_enqueued_) on_enqueued_();
+  if (written > 0 && on_enqueued_) {
+    std::vector<std::string> subscription_ids;
+    subscription_ids.reserve(deliveries.size());
+    for (const EventStore::Delivery& d : deliveries) {
+      subscription_ids.push_back(d.subscription_id);
+    }
+    on_enqueued_(subscription_ids);
+  }
   return written;
 }
 

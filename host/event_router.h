@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -43,11 +44,14 @@ inline constexpr char kApiSource[] = "@rest-api";
 
 class EventRouter {
  public:
-  // `on_enqueued` runs after outbox rows were written (wakes the dispatcher).
-  // Every reference must outlive the router.
+  // `on_enqueued` runs after outbox rows were written, with the
+  // subscriptions they are for (wakes the dispatcher). Every reference must
+  // outlive the router.
+  using OnEnqueued =
+      std::function<void(const std::vector<std::string>& subscription_ids)>;
   EventRouter(EventRouterOptions options, EventStore& store,
               const RolePlugins& plugins, EventMetrics& metrics,
-              std::function<void()> on_enqueued);
+              OnEnqueued on_enqueued);
   ~EventRouter();  // Stop()
   EventRouter(const EventRouter&) = delete;
   EventRouter& operator=(const EventRouter&) = delete;
@@ -84,7 +88,7 @@ class EventRouter {
   EventStore& store_;
   const RolePlugins& plugins_;
   EventMetrics& metrics_;
-  const std::function<void()> on_enqueued_;
+  const OnEnqueued on_enqueued_;
 
   std::thread manager_;
   absl::Mutex publish_mu_;  // serialises create/event's sequence numbers

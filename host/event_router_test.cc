@@ -77,8 +77,9 @@ class EventRouterTest : public ::testing::Test {
     options.retry_initial = absl::Milliseconds(20);
     options.retry_max = absl::Milliseconds(200);
     options.api_base = "http://localhost:9085";
-    router_ = std::make_unique<EventRouter>(options, *store_, plugins_,
-                                            *metrics_, [this] { ++enqueued_; });
+    router_ = std::make_unique<EventRouter>(
+        options, *store_, plugins_, *metrics_,
+        [this](const std::vector<std::string>&) { ++enqueued_; });
     router_->Start();
   }
 

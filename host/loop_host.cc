@@ -122,7 +122,9 @@ absl::Status LoopHost::StartEvents() {
   routing.api_base = e.external_base;
   router_ = std::make_unique<EventRouter>(
       routing, *event_store_, *this, *event_metrics_,
-      [dispatcher = dispatcher_.get()] { dispatcher->Notify(); });
+      [dispatcher = dispatcher_.get()](const std::vector<std::string>& ids) {
+        dispatcher->Notify(ids);
+      });
 
   RestApiOptions api;
   api.listen = e.api_addr;
