@@ -194,6 +194,26 @@ TEST_F(DeliveryDispatcherTest, AWindowOfOneSendsTheNextOnlyAfterTheResult) {
   }
 }
 
+TEST_F(DeliveryDispatcherTest, NewRowsJoinASubscriptionsLaneWhileItIsBusy) {
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  transport_->Hold(a.endpoint);
+  Start();
+  Enqueue({a}, 1);
+  ASSERT_TRUE(WaitFor([&] { return transport_->held() == 1; }, kWait,
+                      "the first held"));
+  // The notification of two more rows sends them behind the first at once,
+  // without waiting for its result. (Enqueue numbers its bodies from 1.)
+  Enqueue({a}, 2);
+  ASSERT_TRUE(WaitFor([&] { return transport_->waiting() == 2; }, kWait,
+                      "two more behind the first"));
+  transport_->Release(a.endpoint);
+  ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
+                      "outbox empty"));
+  EXPECT_THAT(
+      BodiesFor(a.endpoint),
+      ElementsAre(a.endpoint + "#1", a.endpoint + "#1", a.endpoint + "#2"));
+}
+
 TEST_F(DeliveryDispatcherTest, DeliveredRowsNotYetRecordedAreNeverSentAgain) {
   // Nothing records the outcomes before Stop: no batch fills, no delay ends,
   // no housekeeping after the first.
