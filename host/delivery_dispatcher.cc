@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -93,8 +94,9 @@ void DeliveryDispatcher::Stop() {
 void DeliveryDispatcher::Run() {
   // The dispatcher sleeps until something happens (new rows, results, a
   // plugin serving or not, Stop) or a time it knows of comes: a retry due,
-  // the stall limit of a delivery in flight, a stream to reopen, the next
-  // housekeeping while the outbox holds rows. Idle, it has no timer at all.
+  // the stall limit of a delivery in flight, a stream to reopen, delivered
+  // rows to record, the next housekeeping while the outbox holds rows. Idle,
+  // it has no timer at all.
   absl::Time next_housekeeping = absl::InfinitePast();
   absl::Time next_retry = absl::InfinitePast();  // first pass: a full scan
   absl::Time drain_deadline = absl::InfiniteFuture();
