@@ -112,6 +112,16 @@ class DeliveryDispatcherTest : public ::testing::Test {
     return out;
   }
 
+  // One row in flight per subscription, and delivered rows recorded only with
+  // a failure or at Stop: no batch fills, no delay ends, no housekeeping
+  // after the first.
+  void RecordOutcomesOnlyAtFailuresAndStop() {
+    options_.subscription_window = 1;
+    options_.outcome_batch_rows = 1000;
+    options_.outcome_batch_delay = absl::Hours(1);
+    options_.housekeeping_interval = absl::Hours(1);
+  }
+
   std::string Metrics() {
     return prometheus::TextSerializer().Serialize(registry_.Collect());
   }
@@ -215,12 +225,7 @@ TEST_F(DeliveryDispatcherTest, NewRowsJoinASubscriptionsLaneWhileItIsBusy) {
 }
 
 TEST_F(DeliveryDispatcherTest, DeliveredRowsNotYetRecordedAreNeverSentAgain) {
-  // Nothing records the outcomes before Stop: no batch fills, no delay ends,
-  // no housekeeping after the first.
-  options_.subscription_window = 1;
-  options_.outcome_batch_rows = 1000;
-  options_.outcome_batch_delay = absl::Hours(1);
-  options_.housekeeping_interval = absl::Hours(1);
+  RecordOutcomesOnlyAtFailuresAndStop();
   SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
   Start();
   Enqueue({a}, 5);
@@ -235,10 +240,7 @@ TEST_F(DeliveryDispatcherTest, DeliveredRowsNotYetRecordedAreNeverSentAgain) {
 }
 
 TEST_F(DeliveryDispatcherTest, AFailureRecordsTheDeliveriesBeforeItAtOnce) {
-  options_.subscription_window = 1;
-  options_.outcome_batch_rows = 1000;
-  options_.outcome_batch_delay = absl::Hours(1);
-  options_.housekeeping_interval = absl::Hours(1);
+  RecordOutcomesOnlyAtFailuresAndStop();
   SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
   transport_->Script(a.endpoint, {{}, {}, {false, 500, "boom"}});
   Start();

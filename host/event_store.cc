@@ -192,13 +192,7 @@ class Statement {
                         : std::string_view(static_cast<const char*>(p),
                                            static_cast<size_t>(n));
   }
-  std::string Text(int col) const {
-    const auto* p = sqlite3_column_blob(stmt_, col);
-    const int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string()
-                        : std::string(static_cast<const char*>(p),
-                                      static_cast<size_t>(n));
-  }
+  std::string Text(int col) const { return std::string(TextView(col)); }
 
  private:
   sqlite3* db_ = nullptr;
