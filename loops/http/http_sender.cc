@@ -21,6 +21,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <deque>
+#include <limits>
 #include <list>
 #include <optional>
 #include <unordered_map>
@@ -173,8 +174,7 @@ class HttpSender::Engine {
     bool reused = false;      // has answered a request before this one
     bool closed = false;      // no handler acts on it any more
     uint64_t generation = 0;  // bumped per request; older handlers ignore
-    bool watched = false;     // idle, with the read of `probe` out
-    char probe[1];
+    bool watched = false;     // idle, with a wait for readable out
     std::list<Connection*>::iterator lru;  // idle only
     bhttp::request<bhttp::string_body> request;
     boost::beast::flat_buffer buffer;
@@ -349,7 +349,7 @@ class HttpSender::Engine {
     if (conn->watched) {
       conn->watched = false;
       ErrorCode ignored;
-      conn->socket.cancel(ignored);  // the idle read; no system call
+      conn->socket.cancel(ignored);  // the idle wait; no system call
     }
     Begin(conn, std::move(job));
     Write(conn);
@@ -394,22 +394,50 @@ class HttpSender::Engine {
     });
   }
 
-  // Reads the answer: Asio tries a receive at once (it finds the answer only
-  // when the subscriber was quick), then when epoll reports the socket
-  // readable.
+  // Reads the answer. On a plain connection: waits until the socket is
+  // readable, then receives what has come (Asio's own read would first try a
+  // receive at once, which finds nothing: the subscriber cannot have answered
+  // a request just sent). Over TLS: Beast's read.
   void Read(const ConnectionPtr& conn) {
     conn->serializer.reset();
     conn->parser.emplace();
-    conn->parser->body_limit(boost::none);
+    // The body is discarded, and the request's timeout bounds its reading.
+    // (Not boost::none: Beast 1.74 then refuses a body that comes after the
+    // header in a later receive.)
+    conn->parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+    conn->parser->eager(true);  // the body parsed in the header's pass
+    if (!conn->tls) {
+      if (conn->buffer.size() > 0) return ReadAvailable(conn);
+      return AwaitAnswer(conn);
+    }
     const uint64_t gen = conn->generation;
-    conn->WithStream([&](auto& stream) {
-      bhttp::async_read(stream, conn->buffer, *conn->parser,
-                        [this, conn, gen](const ErrorCode& ec, std::size_t) {
-                          if (Stale(*conn, gen)) return;
-                          if (ec) return Fail(conn, Stage::kRead, ec);
-                          Answered(conn);
-                        });
-    });
+    bhttp::async_read(*conn->tls, conn->buffer, *conn->parser,
+                      [this, conn, gen](const ErrorCode& ec, std::size_t) {
+                        if (Stale(*conn, gen)) return;
+                        if (ec) return Fail(conn, Stage::kRead, ec);
+                        Answered(conn);
+                      });
+  }
+
+  void AwaitAnswer(const ConnectionPtr& conn) {
+    const uint64_t gen = conn->generation;
+    conn->socket.async_wait(tcp::socket::wait_read,
+                            [this, conn, gen](const ErrorCode& ec) {
+                              if (Stale(*conn, gen)) return;
+                              if (ec) return Fail(conn, Stage::kRead, ec);
+                              ReadAvailable(conn);
+                            });
+  }
+
+  // Parses what the (non-blocking) socket holds; waits again for the rest.
+  void ReadAvailable(const ConnectionPtr& conn) {
+    while (!conn->parser->is_done()) {
+      ErrorCode ec;
+      bhttp::read_some(conn->socket, conn->buffer, *conn->parser, ec);
+      if (ec == asio::error::would_block) return AwaitAnswer(conn);
+      if (ec) return Fail(conn, Stage::kRead, ec);
+    }
+    Answered(conn);
   }
 
   void Answered(const ConnectionPtr& conn) {
@@ -523,13 +551,12 @@ class HttpSender::Engine {
     conn->lru = std::prev(idle_lru_.end());
     if (!conn->tls) {
       // The peer closing it (or sending what nobody asked for) ends this
-      // read: then the connection is of no more use. Sending on it cancels
-      // the read.
+      // wait: then the connection is of no more use. Sending on it cancels
+      // the wait. (A wait, not a read: it costs no receive now.)
       conn->watched = true;
       const uint64_t gen = conn->generation;
-      conn->socket.async_read_some(
-          asio::buffer(conn->probe),
-          [this, conn, gen](const ErrorCode& ec, std::size_t) {
+      conn->socket.async_wait(
+          tcp::socket::wait_read, [this, conn, gen](const ErrorCode& ec) {
             if (ec == asio::error::operation_aborted || Stale(*conn, gen)) {
               return;
             }

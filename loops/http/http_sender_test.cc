@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -74,12 +76,18 @@ class Results {
 
 // A bare HTTP/1.1 server on 127.0.0.1:0, one connection at a time, for
 // peers no HTTP library plays: it answers a connection's first request with
-// 204 (keep-alive) when `answer_first`, and closes the connection without an
-// answer at the next request (or at the first, without `answer_first`).
+// `answer` (204, keep-alive, by default) when `answer_first`, and closes the
+// connection without an answer at the next request (or at the first, without
+// `answer_first`). An answer of several pieces is written piece by piece,
+// 20 ms apart, so that they arrive apart.
 class DroppingServer {
  public:
-  explicit DroppingServer(bool answer_first)
-      : answer_first_(answer_first), listening_(listener_.Listen()) {
+  explicit DroppingServer(
+      bool answer_first,
+      std::vector<std::string> answer = {"HTTP/1.1 204 No Content\r\n\r\n"})
+      : answer_first_(answer_first),
+        answer_(std::move(answer)),
+        listening_(listener_.Listen()) {
     thread_ = std::thread([this] { Serve(); });
   }
   ~DroppingServer() {
@@ -102,12 +110,23 @@ class DroppingServer {
       for (int n = 0; ReadRequest(fd); ++n) {
         ++requests_;
         if (n > 0 || !answer_first_) break;
-        constexpr char kAnswer[] = "HTTP/1.1 204 No Content\r\n\r\n";
-        if (::write(fd, kAnswer, sizeof(kAnswer) - 1) < 0) break;
+        if (!WriteAnswer(fd)) break;
       }
       conn_fd_ = -1;
       ::close(fd);
     }
+  }
+  bool WriteAnswer(int fd) const {
+    for (size_t i = 0; i < answer_.size(); ++i) {
+      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      absl::string_view rest = answer_[i];
+      while (!rest.empty()) {
+        const ssize_t n = ::write(fd, rest.data(), rest.size());
+        if (n <= 0) return false;
+        rest.remove_prefix(static_cast<size_t>(n));
+      }
+    }
+    return true;
   }
   // Reads one request: the header, then Content-Length bytes of body.
   static bool ReadRequest(int fd) {
@@ -134,6 +153,7 @@ class DroppingServer {
   }
 
   const bool answer_first_;
+  const std::vector<std::string> answer_;
   RefusingPort listener_;
   const bool listening_;
   std::atomic<int> conn_fd_{-1};
@@ -464,6 +484,46 @@ TEST(HttpSenderTest, AKeptAliveConnectionThePeerDroppedIsRetriedOnANewOne) {
   EXPECT_EQ(all[0].outcome, HttpOutcome::kDelivered);
   EXPECT_EQ(all[1].outcome, HttpOutcome::kDelivered) << all[1].error;
   EXPECT_EQ(all[1].connections_opened, 1);
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(HttpSenderTest, AnAnswerWithABodyThatArrivesInPiecesIsReadWhole) {
+  DroppingServer server(
+      /*answer_first=*/true,
+      {"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 2\r\n\r\no", "k"});
+  ASSERT_NE(server.port(), 0);
+  Results results;
+  auto sender = StartSender();
+  sender->Post(Post(server.Url()), results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kDelivered) << r.error;
+  EXPECT_EQ(r.http_status, 200);
+}
+
+TEST(HttpSenderTest, ALargeErrorBodyIsReadToItsEnd) {
+  // 300 kB: more than one receive, and more than the socket holds at once.
+  const std::string half(150000, 'x');
+  DroppingServer server(
+      /*answer_first=*/true,
+      {"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 300000\r\n\r\n",
+       half, half});
+  ASSERT_NE(server.port(), 0);
+  Results results;
+  auto sender = StartSender();
+  sender->Post(Post(server.Url()), results.Add("x"));
+  ASSERT_TRUE(results.WaitFor(1));
+  const HttpPostResult r = results.results()[0];
+  EXPECT_EQ(r.outcome, HttpOutcome::kHttpStatus) << r.error;
+  EXPECT_EQ(r.http_status, 503);
+  EXPECT_EQ(r.connections_opened, 1);
+  // The whole body was taken off the connection: kept alive, it carries the
+  // next request (which this server drops, so that goes once more on a new
+  // connection).
+  sender->Post(Post(server.Url()), results.Add("y"));
+  ASSERT_TRUE(results.WaitFor(2));
+  EXPECT_EQ(results.results()[1].http_status, 503);
   EXPECT_EQ(server.requests(), 3);
   EXPECT_EQ(server.connections(), 2);
 }
