@@ -217,6 +217,18 @@ HttpPost Post(std::string url, std::string body = R"({"id":"1"})",
   return post;
 }
 
+// Posts to `url` and waits for the result (the next one `results` gets).
+HttpPostResult PostAndWait(HttpSender& sender, Results& results,
+                           const std::string& url) {
+  const size_t n = results.results().size() + 1;
+  sender.Post(Post(url), results.Add(absl::StrCat(n)));
+  if (!results.WaitFor(n)) {
+    ADD_FAILURE() << "no result for POST " << n << " to " << url;
+    return {};
+  }
+  return results.results()[n - 1];
+}
+
 TEST(CheckHttpUrlTest, Table) {
   struct Case {
     const char* url;
@@ -495,9 +507,7 @@ TEST(HttpSenderTest, AnAnswerWithABodyThatArrivesInPiecesIsReadWhole) {
   ASSERT_NE(server.port(), 0);
   Results results;
   auto sender = StartSender();
-  sender->Post(Post(server.Url()), results.Add("x"));
-  ASSERT_TRUE(results.WaitFor(1));
-  const HttpPostResult r = results.results()[0];
+  const HttpPostResult r = PostAndWait(*sender, results, server.Url());
   EXPECT_EQ(r.outcome, HttpOutcome::kDelivered) << r.error;
   EXPECT_EQ(r.http_status, 200);
 }
@@ -512,18 +522,14 @@ TEST(HttpSenderTest, ALargeErrorBodyIsReadToItsEnd) {
   ASSERT_NE(server.port(), 0);
   Results results;
   auto sender = StartSender();
-  sender->Post(Post(server.Url()), results.Add("x"));
-  ASSERT_TRUE(results.WaitFor(1));
-  const HttpPostResult r = results.results()[0];
+  const HttpPostResult r = PostAndWait(*sender, results, server.Url());
   EXPECT_EQ(r.outcome, HttpOutcome::kHttpStatus) << r.error;
   EXPECT_EQ(r.http_status, 503);
   EXPECT_EQ(r.connections_opened, 1);
   // The whole body was taken off the connection: kept alive, it carries the
   // next request (which this server drops, so that goes once more on a new
   // connection).
-  sender->Post(Post(server.Url()), results.Add("y"));
-  ASSERT_TRUE(results.WaitFor(2));
-  EXPECT_EQ(results.results()[1].http_status, 503);
+  EXPECT_EQ(PostAndWait(*sender, results, server.Url()).http_status, 503);
   EXPECT_EQ(server.requests(), 3);
   EXPECT_EQ(server.connections(), 2);
 }
@@ -533,9 +539,7 @@ TEST(HttpSenderTest, ANewConnectionClosedUnansweredIsLost) {
   ASSERT_NE(server.port(), 0);
   Results results;
   auto sender = StartSender();
-  sender->Post(Post(server.Url()), results.Add("x"));
-  ASSERT_TRUE(results.WaitFor(1));
-  const HttpPostResult r = results.results()[0];
+  const HttpPostResult r = PostAndWait(*sender, results, server.Url());
   EXPECT_EQ(r.outcome, HttpOutcome::kConnectionLost);
   EXPECT_EQ(r.http_status, 0);
   EXPECT_THAT(r.error, HasSubstr("connection lost"));
