@@ -378,10 +378,22 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     --capacity;
   };
   for (OutboxRow& row : heads) add(row);
-  // Then the rows that follow, for every lane with room: each subscription
+  // Then the rows that follow, for the lanes with room: each subscription
   // has its head out before any gets a second row. A failing subscriber gets
-  // its head alone until it takes it again.
-  // One read of the store for all of them.
+  // its head alone until it takes it again. One read of the store for all of
+  // them, asking for no more rows than the bound has room for; when that
+  // leaves lanes out, the next pass starts after the last lane asked.
+  std::sort(lanes_with_room.begin(), lanes_with_room.end());
+  lanes_with_room.erase(
+      std::unique(lanes_with_room.begin(), lanes_with_room.end()),
+      lanes_with_room.end());
+  std::rotate(lanes_with_room.begin(),
+              std::upper_bound(lanes_with_room.begin(), lanes_with_room.end(),
+                               follow_after_),
+              lanes_with_room.end());
+  follow_after_.clear();
+  bool lanes_left_out = false;
+  size_t budget = capacity;
   std::vector<EventStore::RowsAfterQuery> follow;
   for (std::string& id : lanes_with_room) {
     auto it = lanes_.find(id);
@@ -389,16 +401,23 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
         it->second.rows.size() >= options_.subscription_window) {
       continue;
     }
-    const size_t want = std::min(
-        capacity, options_.subscription_window - it->second.rows.size());
+    if (budget == 0) {
+      lanes_left_out = true;
+      break;
+    }
+    const size_t want =
+        std::min(budget, options_.subscription_window - it->second.rows.size());
+    budget -= want;
+    follow_after_ = id;
     follow.push_back({std::move(id), it->second.last_sent, want});
   }
+  if (!lanes_left_out) follow_after_.clear();
   for (OutboxRow& row : store_.RowsAfter(follow)) {
     if (capacity == 0 || broken) break;
     add(row);
   }
   flush(true);
-  return capacity == 0;
+  return capacity == 0 || lanes_left_out;
 }
 
 bool DeliveryDispatcher::LeaveLane(const std::string& subscription_id,

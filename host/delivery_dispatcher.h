@@ -119,8 +119,9 @@ class DeliveryDispatcher {
   // Sends what is due: after a pass over every subscription (full_scan), or
   // over those in freed_ only (results came back, or new rows were added):
   // heads of subscriptions with nothing in flight, then the rows that follow in
-  // the lanes with room. True if the bound on deliveries in flight may have
-  // left due rows behind.
+  // the lanes with room (no more rows asked for than the bound on deliveries
+  // in flight has room for). True if that bound may have left due rows
+  // behind.
   bool SendDue(bool full_scan);
   // Drops `row_id` from its lane; true if the subscription may take rows now
   // (its lane emptied and is gone, or goes on without a failure).
@@ -155,7 +156,9 @@ class DeliveryDispatcher {
   // Last result a failure: logged once, and the head goes alone (no rows
   // after it) until it is delivered.
   std::set<std::string> failing_;
-  std::vector<std::string> freed_;     // results since the last SendDue
+  std::vector<std::string> freed_;  // results since the last SendDue
+  // The last lane asked for rows when the bound left others out ("": none).
+  std::string follow_after_;
   std::map<std::string, Lane> lanes_;  // subscriptions with rows in flight
   // Delivered, not yet deleted from the outbox; the first came back at
   // pending_since_.

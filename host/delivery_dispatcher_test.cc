@@ -186,6 +186,30 @@ TEST_F(DeliveryDispatcherTest,
               ElementsAreArray(Expected(slow.endpoint, 10)));
 }
 
+TEST_F(DeliveryDispatcherTest, ABoundBelowTheWindowsStillDeliversAllInOrder) {
+  // 5 subscriptions with a window of 8 each, and room for 3 in flight in
+  // all: each pass asks the store for no more rows than that room, and the
+  // lanes it leaves out come first in the next.
+  options_.max_in_flight = 3;
+  std::vector<SubscriptionRecord> subs;
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    subs.push_back(Subscribe(std::string("http://127.0.0.1:1/") + name));
+    transport_->Hold(subs.back().endpoint);
+  }
+  Start();
+  Enqueue(subs, 20);
+  ASSERT_TRUE(
+      WaitFor([&] { return transport_->held() == 3; }, kWait, "three held"));
+  EXPECT_EQ(transport_->received().size(), 3u);
+  for (const SubscriptionRecord& s : subs) transport_->Release(s.endpoint);
+  ASSERT_TRUE(WaitFor([&] { return store_->OutboxDepth() == 0; }, kWait,
+                      "outbox empty"));
+  for (const SubscriptionRecord& s : subs) {
+    EXPECT_THAT(BodiesFor(s.endpoint),
+                ElementsAreArray(Expected(s.endpoint, 20)));
+  }
+}
+
 TEST_F(DeliveryDispatcherTest, AWindowOfOneSendsTheNextOnlyAfterTheResult) {
   options_.subscription_window = 1;
   SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
