@@ -8,10 +8,10 @@
 //   event-store-bench [--subscribers 100] [--events 2000] [--batch 512]
 //                     [--round 10]  (events enqueued before they are read)
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -46,6 +46,13 @@ int main(int argc, char** argv) {
   int events = 2000;
   int batch = 512;
   int round = 10;
+  constexpr char kUsage[] =
+      "usage: event-store-bench [--subscribers N] [--events N] [--batch N] "
+      "[--round N]";
+  if (argc == 2 && std::string(argv[1]) == "--help") {
+    std::printf("%s\n", kUsage);
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     int* target = flag == "--subscribers" ? &subscribers
@@ -55,12 +62,12 @@ int main(int argc, char** argv) {
                                           : nullptr;
     if (target == nullptr || !absl::SimpleAtoi(argv[i + 1], target) ||
         *target <= 0) {
-      return Fail(absl::StrCat(
-          "bad argument ", flag, " (usage: ",
-          "[--subscribers N] [--events N] [--batch N] [--round N])"));
+      return Fail(absl::StrCat("bad argument ", flag, " (", kUsage, ")"));
     }
   }
-  if (argc % 2 == 0) return Fail("a flag without its value");
+  if (argc % 2 == 0) {
+    return Fail(absl::StrCat("a flag without its value (", kUsage, ")"));
+  }
 
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() /

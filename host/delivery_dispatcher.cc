@@ -391,8 +391,8 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
               std::upper_bound(lanes_with_room.begin(), lanes_with_room.end(),
                                follow_after_),
               lanes_with_room.end());
-  follow_after_.clear();
   bool lanes_left_out = false;
+  std::string last_asked;
   size_t budget = capacity;
   std::vector<EventStore::RowsAfterQuery> follow;
   for (std::string& id : lanes_with_room) {
@@ -408,10 +408,10 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     const size_t want =
         std::min(budget, options_.subscription_window - it->second.rows.size());
     budget -= want;
-    follow_after_ = id;
+    last_asked = id;
     follow.push_back({std::move(id), it->second.last_sent, want});
   }
-  if (!lanes_left_out) follow_after_.clear();
+  follow_after_ = lanes_left_out ? std::move(last_asked) : std::string();
   for (OutboxRow& row : store_.RowsAfter(follow)) {
     if (capacity == 0 || broken) break;
     add(row);
