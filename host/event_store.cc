@@ -102,8 +102,43 @@ CREATE TRIGGER outbox_body_gone AFTER DELETE ON outbox
     R"sql(
 DROP INDEX outbox_by_age;
 )sql",
+    // 4: no index by body, no trigger and no foreign key to bodies. Bodies are
+    // numbered in enqueue order as rows are, so the bodies numbered below the
+    // oldest row's are the unreferenced ones; CollectBodies deletes them after
+    // each transaction that deletes rows. Every row written and deleted paid
+    // for the index, and every delete for the trigger's lookup. The outbox's
+    // numbering goes on from where it was, even when it is empty.
+    R"sql(
+CREATE TABLE outbox_v4 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subscription_id TEXT NOT NULL
+      REFERENCES subscriptions(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  body_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  enqueued_us INTEGER NOT NULL,
+  next_attempt_us INTEGER NOT NULL
+);
+INSERT INTO outbox_v4 (id, subscription_id, endpoint, event_id, body_id,
+                       attempts, enqueued_us, next_attempt_us)
+  SELECT id, subscription_id, endpoint, event_id, body_id, attempts,
+         enqueued_us, next_attempt_us FROM outbox;
+DELETE FROM sqlite_sequence WHERE name = 'outbox_v4';
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'outbox_v4', seq FROM sqlite_sequence WHERE name = 'outbox';
+DROP TABLE outbox;
+ALTER TABLE outbox_v4 RENAME TO outbox;
+CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+// The bodies numbered below the oldest row's (all of them when the outbox is
+// empty): no row refers to them (schema 4).
+constexpr char kCollectBodies[] =
+    "DELETE FROM bodies WHERE id < COALESCE((SELECT body_id FROM outbox "
+    "ORDER BY id LIMIT 1), 9223372036854775807)";
 
 int64_t ToMicros(absl::Time t) {
   if (t == absl::InfinitePast()) return INT64_MIN;
@@ -344,6 +379,13 @@ class EventStore::Impl {
       return commit;
     }
     return result;
+  }
+
+  // Deletes the bodies no row refers to any more; every transaction that
+  // deletes outbox rows ends with it.
+  absl::Status CollectBodiesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    LH_ASSIGN_OR_RETURN(Statement * collect, Stmt(kCollectBodies));
+    return collect->Run("collect bodies");
   }
 
   // Runs `body` in one read transaction: its statements see one snapshot
@@ -620,20 +662,27 @@ std::optional<SubscriptionRecord> EventStore::FindSubscription(
 
 absl::Status EventStore::DeleteSubscription(const std::string& id) {
   absl::MutexLock lock(&impl_->mu_);
-  LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteSubscription));
-  del->Bind(1, id);
-  LH_RETURN_IF_ERROR(del->Run("delete subscription"));
-  if (sqlite3_changes(impl_->db_) == 0) {
-    return absl::NotFoundError(absl::StrCat("subscription ", id, " not found"));
-  }
-  return absl::OkStatus();
+  return impl_->InTransaction([&]() -> absl::Status {
+    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteSubscription));
+    del->Bind(1, id);
+    LH_RETURN_IF_ERROR(del->Run("delete subscription"));  // rows cascade
+    if (sqlite3_changes(impl_->db_) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("subscription ", id, " not found"));
+    }
+    return impl_->CollectBodiesLocked();
+  });
 }
 
 absl::StatusOr<int> EventStore::DeleteAllSubscriptions() {
   absl::MutexLock lock(&impl_->mu_);
-  LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteSubscriptions));
-  LH_RETURN_IF_ERROR(del->Run("delete subscriptions"));
-  return sqlite3_changes(impl_->db_);
+  return impl_->InTransaction([&]() -> absl::StatusOr<int> {
+    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteSubscriptions));
+    LH_RETURN_IF_ERROR(del->Run("delete subscriptions"));  // rows cascade
+    const int deleted = sqlite3_changes(impl_->db_);
+    LH_RETURN_IF_ERROR(impl_->CollectBodiesLocked());
+    return deleted;
+  });
 }
 
 uint64_t EventStore::SourceCursor(const std::string& source_plugin) const {
@@ -781,13 +830,15 @@ std::vector<OutboxRow> EventStore::RowsAfter(
 
 absl::Status EventStore::MarkDelivered(uint64_t row_id) {
   absl::MutexLock lock(&impl_->mu_);
-  LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOutboxRow));
-  del->Bind(1, static_cast<int64_t>(row_id));
-  LH_RETURN_IF_ERROR(del->Run("mark delivered"));
-  if (sqlite3_changes(impl_->db_) == 0) {
-    return absl::NotFoundError(absl::StrCat("outbox row ", row_id, " gone"));
-  }
-  return absl::OkStatus();
+  return impl_->InTransaction([&]() -> absl::Status {
+    LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOutboxRow));
+    del->Bind(1, static_cast<int64_t>(row_id));
+    LH_RETURN_IF_ERROR(del->Run("mark delivered"));
+    if (sqlite3_changes(impl_->db_) == 0) {
+      return absl::NotFoundError(absl::StrCat("outbox row ", row_id, " gone"));
+    }
+    return impl_->CollectBodiesLocked();
+  });
 }
 
 absl::Status EventStore::MarkFailed(uint64_t row_id, absl::Time next_attempt) {
@@ -817,7 +868,7 @@ absl::Status EventStore::RecordOutcomes(const std::vector<Outcome>& outcomes) {
         LH_RETURN_IF_ERROR(fail->Run("mark failed"));
       }
     }
-    return absl::OkStatus();
+    return impl_->CollectBodiesLocked();
   });
 }
 
@@ -882,6 +933,7 @@ EventStore::ApplyRetention(absl::Time now, absl::Duration max_age,
         dropped[subscription] += excess;
       }
     }
+    LH_RETURN_IF_ERROR(impl_->CollectBodiesLocked());
     return Dropped(dropped.begin(), dropped.end());
   });
 }

@@ -94,11 +94,14 @@ class EventStoreTest : public ::testing::Test {
 
 TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
   EXPECT_THAT(RawQuery(path_, "SELECT version FROM schema_version"),
-              ElementsAre("3"));
+              ElementsAre("4"));
   EXPECT_THAT(RawQuery(path_,
                        "SELECT name FROM sqlite_master WHERE type='index' AND "
                        "tbl_name='outbox' AND sql IS NOT NULL ORDER BY name"),
-              ElementsAre("outbox_by_body", "outbox_by_subscription"));
+              ElementsAre("outbox_by_subscription"));
+  EXPECT_THAT(
+      RawQuery(path_, "SELECT name FROM sqlite_master WHERE type='trigger'"),
+      IsEmpty());
   EXPECT_THAT(RawQuery(path_,
                        "SELECT name FROM sqlite_master WHERE type='table' AND "
                        "name NOT LIKE 'sqlite_%' ORDER BY name"),
@@ -137,7 +140,7 @@ INSERT INTO outbox VALUES (42, 's1', 'http://127.0.0.1:1/a', 'e2', 'second', 0, 
   auto store = EventStore::Open(old_path);
   ASSERT_THAT(store, IsOk());
   EXPECT_THAT(RawQuery(old_path, "SELECT version FROM schema_version"),
-              ElementsAre("3"));
+              ElementsAre("4"));
   std::vector<OutboxRow> due = (*store)->DueDeliveries(absl::Now(), {}, 10);
   ASSERT_THAT(due, SizeIs(1));
   EXPECT_EQ(due[0].id, 41u);
@@ -184,6 +187,99 @@ TEST_F(EventStoreTest, AnEventsBodyIsStoredOncePerShapeAndGoesWithItsLastRow) {
   ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e2", {{a.id, a.endpoint, "x"}}),
               IsOkAndHolds(0));
   EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
+}
+
+TEST_F(EventStoreTest, ABodyStaysWhileAnOlderRowWaitsAndGoesAfterIt) {
+  SubscriptionRecord a = Subscribe("http://127.0.0.1:1/a");
+  SubscriptionRecord b = Subscribe("http://127.0.0.1:1/b", "/r/b");
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 1, "e1", {{a.id, a.endpoint, "one"}}),
+              IsOkAndHolds(1));
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 2, "e2", {{b.id, b.endpoint, "two"}}),
+              IsOkAndHolds(1));
+  std::vector<OutboxRow> due = store_->DueDeliveries(absl::Now(), {}, 10);
+  ASSERT_THAT(due, SizeIs(2));
+  // b's row goes first; its body waits for a's older row to go.
+  ASSERT_THAT(store_->RecordOutcomes({{due[1].id, true, absl::Now()}}), IsOk());
+  EXPECT_THAT(RawQuery(path_, "SELECT body FROM bodies ORDER BY id"),
+              ElementsAre("one", "two"));
+  ASSERT_THAT(store_->RecordOutcomes({{due[0].id, true, absl::Now()}}), IsOk());
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
+  // Retention and deleting every subscription collect bodies too.
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 3, "e3", {{a.id, a.endpoint, "3"}}),
+              IsOkAndHolds(1));
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 4, "e4", {{b.id, b.endpoint, "4"}}),
+              IsOkAndHolds(1));
+  ASSERT_THAT(
+      store_->ApplyRetention(absl::Now() + absl::Hours(2), absl::Hours(1), 0),
+      IsOk());
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
+  ASSERT_THAT(store_->EnqueueEvent("ptp", 5, "e5", {{a.id, a.endpoint, "5"}}),
+              IsOkAndHolds(1));
+  ASSERT_THAT(store_->DeleteAllSubscriptions(), IsOkAndHolds(2));
+  EXPECT_THAT(RawQuery(path_, "SELECT COUNT(*) FROM bodies"), ElementsAre("0"));
+}
+
+TEST_F(EventStoreTest, MigratesAVersion3DatabaseAndNumbersOnFromItsSequence) {
+  // A database as loophost wrote it with schema 3: rows up to 500 were
+  // written, all but row 41 delivered.
+  const std::string old_path = dir_->Join("v3.db");
+  RawQuery(old_path, R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (3);
+CREATE TABLE publishers (id TEXT PRIMARY KEY, resource_address TEXT NOT NULL
+  UNIQUE, event_type TEXT NOT NULL, source_plugin TEXT NOT NULL,
+  endpoint_uri TEXT NOT NULL DEFAULT '');
+CREATE TABLE subscriptions (id TEXT PRIMARY KEY, api_version INTEGER NOT NULL
+  CHECK (api_version IN (1, 2)), resource_address TEXT NOT NULL CHECK
+  (resource_address <> ''), endpoint TEXT NOT NULL CHECK (endpoint <> ''),
+  created_us INTEGER NOT NULL, consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (endpoint, resource_address));
+CREATE TABLE source_cursors (source_plugin TEXT PRIMARY KEY,
+  sequence INTEGER NOT NULL);
+CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL, event_id TEXT NOT NULL,
+  body_id INTEGER NOT NULL REFERENCES bodies(id),
+  attempts INTEGER NOT NULL DEFAULT 0, enqueued_us INTEGER NOT NULL,
+  next_attempt_us INTEGER NOT NULL);
+CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
+CREATE INDEX outbox_by_body ON outbox (body_id);
+CREATE TRIGGER outbox_body_gone AFTER DELETE ON outbox
+  WHEN NOT EXISTS (SELECT 1 FROM outbox WHERE body_id = OLD.body_id)
+  BEGIN DELETE FROM bodies WHERE id = OLD.body_id; END;
+INSERT INTO subscriptions VALUES ('s1', 2, '/r/a', 'http://127.0.0.1:1/a', 1, 0);
+INSERT INTO bodies VALUES (7, 'waiting');
+INSERT INTO outbox VALUES (41, 's1', 'http://127.0.0.1:1/a', 'e1', 7, 3, 1, 1);
+UPDATE sqlite_sequence SET seq = 500 WHERE name = 'outbox';
+)sql");
+  auto store = EventStore::Open(old_path);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(RawQuery(old_path, "SELECT version FROM schema_version"),
+              ElementsAre("4"));
+  EXPECT_THAT(RawQuery(old_path,
+                       "SELECT name FROM sqlite_master WHERE type IN "
+                       "('index', 'trigger') AND sql IS NOT NULL"),
+              ElementsAre("outbox_by_subscription"));
+  std::vector<OutboxRow> due = (*store)->DueDeliveries(absl::Now(), {}, 10);
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].id, 41u);
+  EXPECT_EQ(due[0].body, "waiting");
+  EXPECT_EQ(due[0].attempts, 3);
+  ASSERT_THAT((*store)->EnqueueEvent("ptp", 1, "e2",
+                                     {{"s1", "http://127.0.0.1:1/a", "new"}}),
+              IsOkAndHolds(1));
+  EXPECT_THAT(RawQuery(old_path, "SELECT id FROM outbox ORDER BY id"),
+              ElementsAre("41", "501"));
+  ASSERT_THAT((*store)->MarkDelivered(41), IsOk());
+  EXPECT_THAT(RawQuery(old_path, "SELECT body FROM bodies"),
+              ElementsAre("new"));
+  // Deleting the subscription takes its rows, and their bodies, with it.
+  ASSERT_THAT((*store)->DeleteSubscription("s1"), IsOk());
+  EXPECT_THAT(RawQuery(old_path, "SELECT COUNT(*) FROM outbox"),
+              ElementsAre("0"));
+  EXPECT_THAT(RawQuery(old_path, "SELECT COUNT(*) FROM bodies"),
+              ElementsAre("0"));
 }
 
 TEST_F(EventStoreTest, ReopeningKeepsEverythingAndDoesNotMigrateAgain) {
