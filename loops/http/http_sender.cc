@@ -536,6 +536,15 @@ class HttpSender::Engine {
     }
     Report(job, std::move(result));
     Pump();
+    // After what the callback submitted (the subscription's next delivery,
+    // taken by the Intake it posted) has had the connection.
+    if (!to_watch_.empty() && !watch_posted_) {
+      watch_posted_ = true;
+      asio::post(io_, [this] {
+        watch_posted_ = false;
+        WatchIdle();
+      });
+    }
   }
 
   void Report(Job& job, HttpPostResult result) {
@@ -549,10 +558,25 @@ class HttpSender::Engine {
     origin.idle.push_back(conn);
     idle_lru_.push_back(conn.get());
     conn->lru = std::prev(idle_lru_.end());
-    if (!conn->tls) {
-      // The peer closing it (or sending what nobody asked for) ends this
-      // wait: then the connection is of no more use. Sending on it cancels
-      // the wait. (A wait, not a read: it costs no receive now.)
+    if (!conn->tls) to_watch_.push_back(conn);  // by WatchIdle, if still idle
+    if (static_cast<int>(idle_lru_.size()) > max_idle_) {
+      Connection* oldest = idle_lru_.front();
+      Origin& its = origins_[oldest->endpoint->origin];
+      auto it = std::find_if(
+          its.idle.begin(), its.idle.end(),
+          [oldest](const ConnectionPtr& c) { return c.get() == oldest; });
+      if (it != its.idle.end()) Close(ConnectionPtr(*it));
+    }
+  }
+
+  // Plain connections gone idle get a wait for readable: the peer closing
+  // one (or sending what nobody asked for) ends it, and the connection is
+  // dropped. Sending on it cancels the wait. Armed once the requests
+  // submitted meanwhile have been started, so a connection that carries the
+  // next request at once is not watched: Asio's wait costs an epoll_ctl.
+  void WatchIdle() {
+    for (const ConnectionPtr& conn : to_watch_) {
+      if (conn->closed || conn->job || conn->watched) continue;
       conn->watched = true;
       const uint64_t gen = conn->generation;
       conn->socket.async_wait(
@@ -563,14 +587,7 @@ class HttpSender::Engine {
             Close(conn);
           });
     }
-    if (static_cast<int>(idle_lru_.size()) > max_idle_) {
-      Connection* oldest = idle_lru_.front();
-      Origin& its = origins_[oldest->endpoint->origin];
-      auto it = std::find_if(
-          its.idle.begin(), its.idle.end(),
-          [oldest](const ConnectionPtr& c) { return c.get() == oldest; });
-      if (it != its.idle.end()) Close(ConnectionPtr(*it));
-    }
+    to_watch_.clear();
   }
 
   // Closes `conn` for good; an origin's waiting job may open a connection in
@@ -677,7 +694,9 @@ class HttpSender::Engine {
       endpoints_;
   std::unordered_map<std::string, Origin> origins_;
   std::unordered_set<ConnectionPtr> busy_;
-  std::list<Connection*> idle_lru_;  // least recently used first
+  std::list<Connection*> idle_lru_;      // least recently used first
+  std::vector<ConnectionPtr> to_watch_;  // gone idle, for WatchIdle
+  bool watch_posted_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<HttpSender>> HttpSender::Start(
