@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     auto sub = (*store)->AddSubscription(record);
     if (!sub.ok()) return Fail(std::string(sub.status().message()));
     ids.push_back(sub->id);
-    deliveries.push_back({sub->id, sub->endpoint, std::string(540, 'x')});
+    deliveries.push_back({sub->id, std::string(540, 'x')});
   }
 
   // Rounds: `round` events enqueued, then their rows read back and recorded

@@ -89,8 +89,7 @@ class DeliveryDispatcherTest : public ::testing::Test {
     for (int i = 1; i <= n; ++i) {
       std::vector<EventStore::Delivery> deliveries;
       for (const SubscriptionRecord& s : subs) {
-        deliveries.push_back(
-            {s.id, s.endpoint, s.endpoint + "#" + std::to_string(i)});
+        deliveries.push_back({s.id, s.endpoint + "#" + std::to_string(i)});
       }
       ASSERT_THAT(store_->EnqueueEvent("ptp", ++sequence_,
                                        "e" + std::to_string(i), deliveries),

@@ -460,7 +460,7 @@ absl::StatusOr<int> EventRouter::Route(const std::string& source_name,
       *body = sub.api_version == 1 ? events::EncodeV1Event(event)
                                    : events::EncodeV2Event(event);
     }
-    deliveries.push_back({sub.id, sub.endpoint, *body});
+    deliveries.push_back({sub.id, *body});
   }
   LH_ASSIGN_OR_RETURN(int written, store_.EnqueueEvent(source_name, sequence,
                                                        event.id(), deliveries));

@@ -131,6 +131,54 @@ DROP TABLE outbox;
 ALTER TABLE outbox_v4 RENAME TO outbox;
 CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
 )sql",
+    // 5: outbox rows refer to their subscription by an integer and carry no
+    // text: the endpoint is the subscription's, the event id goes with the
+    // body. A row was about 130 bytes, mostly the subscription's UUID, the
+    // endpoint and the event id, and its index entry 45; every event's rows
+    // touch every leaf of the index, so each commit wrote three times the
+    // pages it now does.
+    R"sql(
+CREATE TABLE subscriptions_v5 (
+  num INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  api_version INTEGER NOT NULL CHECK (api_version IN (1, 2)),
+  resource_address TEXT NOT NULL CHECK (resource_address <> ''),
+  endpoint TEXT NOT NULL CHECK (endpoint <> ''),
+  created_us INTEGER NOT NULL,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (endpoint, resource_address)
+);
+INSERT INTO subscriptions_v5 (id, api_version, resource_address, endpoint,
+                              created_us, consecutive_failures)
+  SELECT id, api_version, resource_address, endpoint, created_us,
+         consecutive_failures FROM subscriptions ORDER BY created_us, id;
+ALTER TABLE bodies ADD COLUMN event_id TEXT NOT NULL DEFAULT '';
+UPDATE bodies SET event_id = o.event_id
+  FROM (SELECT body_id, MIN(event_id) AS event_id FROM outbox
+        GROUP BY body_id) AS o
+  WHERE o.body_id = bodies.id;
+CREATE TABLE outbox_v5 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subscription INTEGER NOT NULL
+      REFERENCES subscriptions(num) ON DELETE CASCADE,
+  body_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  enqueued_us INTEGER NOT NULL,
+  next_attempt_us INTEGER NOT NULL
+);
+INSERT INTO outbox_v5 (id, subscription, body_id, attempts, enqueued_us,
+                       next_attempt_us)
+  SELECT o.id, s.num, o.body_id, o.attempts, o.enqueued_us, o.next_attempt_us
+  FROM outbox o JOIN subscriptions_v5 s ON s.id = o.subscription_id;
+DELETE FROM sqlite_sequence WHERE name = 'outbox_v5';
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'outbox_v5', seq FROM sqlite_sequence WHERE name = 'outbox';
+DROP TABLE outbox;
+DROP TABLE subscriptions;
+ALTER TABLE subscriptions_v5 RENAME TO subscriptions;
+ALTER TABLE outbox_v5 RENAME TO outbox;
+CREATE INDEX outbox_by_subscription ON outbox (subscription, id);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -286,12 +334,14 @@ class EventStore::Impl {
     // power loss may take the last ones back.
     LH_RETURN_IF_ERROR(ExecLocked("PRAGMA journal_mode=WAL", path));
     LH_RETURN_IF_ERROR(ExecLocked("PRAGMA synchronous=NORMAL", path));
-    LH_RETURN_IF_ERROR(ExecLocked("PRAGMA foreign_keys=ON", path));
     // Up to 16 MB of pages cached (SQLite's default is 2 MB): an outbox for
     // a thousand subscribers is read from memory, not re-read from the files.
     // The cache grows only as far as the database does.
     LH_RETURN_IF_ERROR(ExecLocked("PRAGMA cache_size=-16384", path));
+    // Migrations rebuild tables that others refer to: foreign keys are
+    // enforced from after them on (checked at their end).
     LH_RETURN_IF_ERROR(MigrateLocked(path));
+    LH_RETURN_IF_ERROR(ExecLocked("PRAGMA foreign_keys=ON", path));
     // Checkpoints on their own thread: a commit never waits for one.
     LH_ASSIGN_OR_RETURN(checkpointer_, WalCheckpointer::Start(path));
     checkpointer_->HookInto(db_);
@@ -336,6 +386,15 @@ class EventStore::Impl {
       for (int v = version; v < kSchemaVersion; ++v) {
         LH_RETURN_IF_ERROR(ExecLocked(
             kMigrations[v], absl::StrCat(path, ": migration to ", v + 1)));
+      }
+      if (version > 0 && version < kSchemaVersion) {
+        Statement check;
+        LH_RETURN_IF_ERROR(check.Prepare(db_, "PRAGMA foreign_key_check"));
+        if (check.Step() == SQLITE_ROW) {
+          return absl::InternalError(
+              absl::StrCat(path, ": migration from ", version, " left table ",
+                           check.Text(0), " referring to a missing row"));
+        }
       }
       const std::string set =
           has_row ? absl::StrCat("UPDATE schema_version SET version = ",
@@ -472,57 +531,60 @@ constexpr char kSelectCursor[] =
 constexpr char kUpsertCursor[] =
     "INSERT INTO source_cursors (source_plugin, sequence) VALUES (?1, ?2) "
     "ON CONFLICT (source_plugin) DO UPDATE SET sequence = excluded.sequence";
+constexpr char kInsertBody[] =
+    "INSERT INTO bodies (event_id, body) VALUES (?1, ?2)";
 // A subscription deleted meanwhile gets no row (instead of failing the whole
 // event on the foreign key).
-constexpr char kInsertBody[] = "INSERT INTO bodies (body) VALUES (?1)";
 constexpr char kInsertOutbox[] =
-    "INSERT INTO outbox (subscription_id, endpoint, event_id, body_id, "
-    "attempts, enqueued_us, next_attempt_us) SELECT ?1, ?2, ?3, ?4, 0, ?5, ?5 "
-    "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)";
+    "INSERT INTO outbox (subscription, body_id, attempts, enqueued_us, "
+    "next_attempt_us) SELECT num, ?2, 0, ?3, ?3 FROM subscriptions "
+    "WHERE id = ?1";
 constexpr char kDeleteBody[] = "DELETE FROM bodies WHERE id = ?1";
-// Each subscription's oldest row, if due, oldest first.
+// Outbox rows, as ReadOutboxRow reads them: o the row, s its subscription
+// (id, endpoint), b its body (event id, body). kSelectDue: each
+// subscription's oldest row, if due, oldest first.
 constexpr char kSelectDue[] =
-    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
-    "o.attempts, o.enqueued_us, o.next_attempt_us FROM subscriptions s "
-    "JOIN outbox o ON o.id = (SELECT MIN(id) FROM outbox WHERE "
-    "subscription_id = s.id) JOIN bodies b ON b.id = o.body_id "
-    "WHERE o.next_attempt_us <= ?1 ORDER BY o.id";
+    "SELECT o.id, s.id, s.endpoint, b.event_id, b.body, o.attempts, "
+    "o.enqueued_us, o.next_attempt_us FROM subscriptions s JOIN outbox o ON "
+    "o.id = (SELECT MIN(id) FROM outbox WHERE subscription = s.num) "
+    "JOIN bodies b ON b.id = o.body_id WHERE o.next_attempt_us <= ?1 "
+    "ORDER BY o.id";
+constexpr char kSelectHead[] =
+    "SELECT o.id, s.id, s.endpoint, b.event_id, b.body, o.attempts, "
+    "o.enqueued_us, o.next_attempt_us FROM subscriptions s JOIN outbox o ON "
+    "o.subscription = s.num JOIN bodies b ON b.id = o.body_id "
+    "WHERE s.id = ?1 ORDER BY o.id LIMIT 1";
+constexpr char kSelectAfter[] =
+    "SELECT o.id, s.id, s.endpoint, b.event_id, b.body, o.attempts, "
+    "o.enqueued_us, o.next_attempt_us FROM subscriptions s JOIN outbox o ON "
+    "o.subscription = s.num JOIN bodies b ON b.id = o.body_id "
+    "WHERE s.id = ?1 AND o.id > ?2 ORDER BY o.id LIMIT ?3";
 constexpr char kNextRetry[] =
     "SELECT MIN(o.next_attempt_us) FROM subscriptions s JOIN outbox o ON o.id "
-    "= (SELECT MIN(id) FROM outbox WHERE subscription_id = s.id) WHERE "
+    "= (SELECT MIN(id) FROM outbox WHERE subscription = s.num) WHERE "
     "o.next_attempt_us > ?1";
-constexpr char kSelectHead[] =
-    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
-    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
-    "ON b.id = o.body_id WHERE o.subscription_id = ?1 ORDER BY o.id LIMIT 1";
-constexpr char kSelectAfter[] =
-    "SELECT o.id, o.subscription_id, o.endpoint, o.event_id, b.body, "
-    "o.attempts, o.enqueued_us, o.next_attempt_us FROM outbox o JOIN bodies b "
-    "ON b.id = o.body_id WHERE o.subscription_id = ?1 AND o.id > ?2 "
-    "ORDER BY o.id LIMIT ?3";
 constexpr char kDeleteOutboxRow[] = "DELETE FROM outbox WHERE id = ?1";
 constexpr char kFailOutboxRow[] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_us = ?2 "
     "WHERE id = ?1";
-constexpr char kSubscriptionIds[] = "SELECT id FROM subscriptions";
+constexpr char kSubscriptionNums[] = "SELECT num, id FROM subscriptions";
 // A subscription's rows from its oldest (retention by age reads up to the
 // first one young enough).
 constexpr char kOldestRows[] =
-    "SELECT id, enqueued_us FROM outbox WHERE subscription_id = ?1 "
-    "ORDER BY id";
+    "SELECT id, enqueued_us FROM outbox WHERE subscription = ?1 ORDER BY id";
 constexpr char kDeleteThrough[] =
-    "DELETE FROM outbox WHERE subscription_id = ?1 AND id <= ?2";
+    "DELETE FROM outbox WHERE subscription = ?1 AND id <= ?2";
 constexpr char kCountOver[] =
-    "SELECT subscription_id, COUNT(*) FROM outbox GROUP BY subscription_id "
-    "HAVING COUNT(*) > ?1";
+    "SELECT s.num, s.id, COUNT(*) FROM outbox o JOIN subscriptions s ON "
+    "s.num = o.subscription GROUP BY o.subscription HAVING COUNT(*) > ?1";
 constexpr char kDeleteOldest[] =
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "
-    "subscription_id = ?1 ORDER BY id LIMIT ?2)";
+    "subscription = ?1 ORDER BY id LIMIT ?2)";
 // Depth from the index alone; the oldest row is the first in row order.
 constexpr char kStats[] =
     "SELECT s.id, s.endpoint, (SELECT COUNT(*) FROM outbox WHERE "
-    "subscription_id = s.id), (SELECT enqueued_us FROM outbox WHERE "
-    "subscription_id = s.id ORDER BY id LIMIT 1) FROM subscriptions s "
+    "subscription = s.num), (SELECT enqueued_us FROM outbox WHERE "
+    "subscription = s.num ORDER BY id LIMIT 1) FROM subscriptions s "
     "ORDER BY s.id";
 constexpr char kDepth[] = "SELECT COUNT(*) FROM outbox";
 
@@ -735,17 +797,13 @@ absl::StatusOr<int> EventStore::EnqueueEvent(
           std::find_if(bodies.begin(), bodies.end(),
                        [&](const StoredBody& b) { return *b.body == d.body; });
       if (it == bodies.end()) {
-        insert_body->BindBlob(1, d.body);
+        insert_body->Bind(1, event_id).BindBlob(2, d.body);
         LH_RETURN_IF_ERROR(insert_body->Run("store body"));
         bodies.push_back(
             {&d.body, sqlite3_last_insert_rowid(impl_->db_), false});
         it = std::prev(bodies.end());
       }
-      insert->Bind(1, d.subscription_id)
-          .Bind(2, d.endpoint)
-          .Bind(3, event_id)
-          .Bind(4, it->id)
-          .Bind(5, now);
+      insert->Bind(1, d.subscription_id).Bind(2, it->id).Bind(3, now);
       LH_RETURN_IF_ERROR(insert->Run("enqueue"));
       const int changes = sqlite3_changes(impl_->db_);
       written += changes;
@@ -894,43 +952,50 @@ EventStore::ApplyRetention(absl::Time now, absl::Duration max_age,
     std::map<std::string, uint64_t> dropped;
     if (max_age != absl::InfiniteDuration() && max_age > absl::ZeroDuration()) {
       const int64_t cutoff = ToMicros(now - max_age);
-      std::vector<std::string> subscriptions;
-      LH_ASSIGN_OR_RETURN(Statement * ids, impl_->Stmt(kSubscriptionIds));
-      while (ids->Step() == SQLITE_ROW) subscriptions.push_back(ids->Text(0));
-      ids->Reset();
+      std::vector<std::pair<int64_t, std::string>> subscriptions;  // num, id
+      LH_ASSIGN_OR_RETURN(Statement * nums, impl_->Stmt(kSubscriptionNums));
+      while (nums->Step() == SQLITE_ROW) {
+        subscriptions.emplace_back(nums->Int(0), nums->Text(1));
+      }
+      nums->Reset();
       LH_ASSIGN_OR_RETURN(Statement * oldest, impl_->Stmt(kOldestRows));
       LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteThrough));
-      for (const std::string& subscription : subscriptions) {
+      for (const auto& [num, id] : subscriptions) {
         // From the oldest row up to the first young enough: the cost is the
         // rows dropped, not the rows kept.
         uint64_t old_rows = 0;
         int64_t last_old = 0;
-        oldest->Bind(1, subscription);
+        oldest->Bind(1, num);
         while (oldest->Step() == SQLITE_ROW && oldest->Int(1) < cutoff) {
           ++old_rows;
           last_old = oldest->Int(0);
         }
         oldest->Reset();
         if (old_rows == 0) continue;
-        del->Bind(1, subscription).Bind(2, last_old);
+        del->Bind(1, num).Bind(2, last_old);
         LH_RETURN_IF_ERROR(del->Run("retention by age"));
-        dropped[subscription] += old_rows;
+        dropped[id] += old_rows;
       }
     }
     if (max_rows > 0) {
-      std::vector<std::pair<std::string, uint64_t>> over;
+      struct Over {
+        int64_t num;
+        std::string id;
+        uint64_t excess;
+      };
+      std::vector<Over> over;
       LH_ASSIGN_OR_RETURN(Statement * count, impl_->Stmt(kCountOver));
       count->Bind(1, static_cast<int64_t>(max_rows));
       while (count->Step() == SQLITE_ROW) {
-        over.emplace_back(count->Text(0),
-                          static_cast<uint64_t>(count->Int(1)) - max_rows);
+        over.push_back({count->Int(0), count->Text(1),
+                        static_cast<uint64_t>(count->Int(2)) - max_rows});
       }
       count->Reset();
       LH_ASSIGN_OR_RETURN(Statement * del, impl_->Stmt(kDeleteOldest));
-      for (const auto& [subscription, excess] : over) {
-        del->Bind(1, subscription).Bind(2, static_cast<int64_t>(excess));
+      for (const Over& o : over) {
+        del->Bind(1, o.num).Bind(2, static_cast<int64_t>(o.excess));
         LH_RETURN_IF_ERROR(del->Run("retention by count"));
-        dropped[subscription] += excess;
+        dropped[o.id] += o.excess;
       }
     }
     LH_RETURN_IF_ERROR(impl_->CollectBodiesLocked());

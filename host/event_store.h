@@ -96,8 +96,7 @@ class EventStore {
   // is ignored (a replay after a restart) and returns 0; else returns the
   // number of rows written.
   struct Delivery {
-    std::string subscription_id;
-    std::string endpoint;
+    std::string subscription_id;  // the row goes to its endpoint
     std::string body;
   };
   absl::StatusOr<int> EnqueueEvent(const std::string& source_plugin,
