@@ -110,12 +110,9 @@ TEST_F(EventStoreTest, MigratesAnEmptyDatabaseToTheCurrentSchema) {
   EXPECT_THAT(RawQuery(path_, "PRAGMA journal_mode"), ElementsAre("wal"));
 }
 
-TEST_F(EventStoreTest, MigratesAVersion1DatabaseWithItsUndeliveredRows) {
-  // A database as loophost wrote it with schema 1: bodies in the outbox rows.
-  const std::string old_path = dir_->Join("v1.db");
-  RawQuery(old_path, R"sql(
+// The tables that schemas 1 to 4 had alike, as loophost wrote them.
+constexpr char kSchema1To4Tables[] = R"sql(
 CREATE TABLE schema_version (version INTEGER NOT NULL);
-INSERT INTO schema_version VALUES (1);
 CREATE TABLE publishers (id TEXT PRIMARY KEY, resource_address TEXT NOT NULL
   UNIQUE, event_type TEXT NOT NULL, source_plugin TEXT NOT NULL,
   endpoint_uri TEXT NOT NULL DEFAULT '');
@@ -126,6 +123,13 @@ CREATE TABLE subscriptions (id TEXT PRIMARY KEY, api_version INTEGER NOT NULL
   UNIQUE (endpoint, resource_address));
 CREATE TABLE source_cursors (source_plugin TEXT PRIMARY KEY,
   sequence INTEGER NOT NULL);
+)sql";
+
+TEST_F(EventStoreTest, MigratesAVersion1DatabaseWithItsUndeliveredRows) {
+  // A database as loophost wrote it with schema 1: bodies in the outbox rows.
+  const std::string old_path = dir_->Join("v1.db");
+  RawQuery(old_path, std::string(kSchema1To4Tables) + R"sql(
+INSERT INTO schema_version VALUES (1);
 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
   subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
   endpoint TEXT NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL,
@@ -224,19 +228,8 @@ TEST_F(EventStoreTest, MigratesAVersion3DatabaseAndNumbersOnFromItsSequence) {
   // A database as loophost wrote it with schema 3: rows up to 500 were
   // written, all but row 41 delivered.
   const std::string old_path = dir_->Join("v3.db");
-  RawQuery(old_path, R"sql(
-CREATE TABLE schema_version (version INTEGER NOT NULL);
+  RawQuery(old_path, std::string(kSchema1To4Tables) + R"sql(
 INSERT INTO schema_version VALUES (3);
-CREATE TABLE publishers (id TEXT PRIMARY KEY, resource_address TEXT NOT NULL
-  UNIQUE, event_type TEXT NOT NULL, source_plugin TEXT NOT NULL,
-  endpoint_uri TEXT NOT NULL DEFAULT '');
-CREATE TABLE subscriptions (id TEXT PRIMARY KEY, api_version INTEGER NOT NULL
-  CHECK (api_version IN (1, 2)), resource_address TEXT NOT NULL CHECK
-  (resource_address <> ''), endpoint TEXT NOT NULL CHECK (endpoint <> ''),
-  created_us INTEGER NOT NULL, consecutive_failures INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (endpoint, resource_address));
-CREATE TABLE source_cursors (source_plugin TEXT PRIMARY KEY,
-  sequence INTEGER NOT NULL);
 CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,
   subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
