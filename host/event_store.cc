@@ -104,10 +104,10 @@ DROP INDEX outbox_by_age;
 )sql",
     // 4: no index by body, no trigger and no foreign key to bodies. Bodies are
     // numbered in enqueue order as rows are, so the bodies numbered below the
-    // oldest row's are the unreferenced ones; CollectBodies deletes them after
-    // each transaction that deletes rows. Every row written and deleted paid
-    // for the index, and every delete for the trigger's lookup. The outbox's
-    // numbering goes on from where it was, even when it is empty.
+    // oldest row's are the unreferenced ones; CollectBodiesLocked deletes
+    // them after each transaction that deletes rows. Every row written and
+    // deleted paid for the index, and every delete for the trigger's lookup.
+    // The outbox's numbering goes on from where it was, even when it is empty.
     R"sql(
 CREATE TABLE outbox_v4 (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
