@@ -79,14 +79,18 @@ class Results {
 // `answer` (204, keep-alive, by default) when `answer_first`, and closes the
 // connection without an answer at the next request (or at the first, without
 // `answer_first`). An answer of several pieces is written piece by piece,
-// 20 ms apart, so that they arrive apart.
+// 20 ms apart, so that they arrive apart. With `close_when_idle`, it closes
+// its side right after the first answer, as a server whose keep-alive ran
+// out, and counts the connections the client then closed too.
 class DroppingServer {
  public:
   explicit DroppingServer(
       bool answer_first,
-      std::vector<std::string> answer = {"HTTP/1.1 204 No Content\r\n\r\n"})
+      std::vector<std::string> answer = {"HTTP/1.1 204 No Content\r\n\r\n"},
+      bool close_when_idle = false)
       : answer_first_(answer_first),
         answer_(std::move(answer)),
+        close_when_idle_(close_when_idle),
         listening_(listener_.Listen()) {
     thread_ = std::thread([this] { Serve(); });
   }
@@ -99,6 +103,7 @@ class DroppingServer {
   int port() const { return listening_ ? listener_.port() : 0; }
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
+  int closed_by_client() const { return closed_by_client_.load(); }
 
  private:
   void Serve() {
@@ -111,6 +116,12 @@ class DroppingServer {
         ++requests_;
         if (n > 0 || !answer_first_) break;
         if (!WriteAnswer(fd)) break;
+        if (close_when_idle_) {
+          ::shutdown(fd, SHUT_WR);
+          char byte;
+          if (::read(fd, &byte, 1) == 0) ++closed_by_client_;
+          break;
+        }
       }
       conn_fd_ = -1;
       ::close(fd);
@@ -154,11 +165,13 @@ class DroppingServer {
 
   const bool answer_first_;
   const std::vector<std::string> answer_;
+  const bool close_when_idle_;
   RefusingPort listener_;
   const bool listening_;
   std::atomic<int> conn_fd_{-1};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> closed_by_client_{0};
   std::thread thread_;
 };
 
@@ -497,6 +510,28 @@ TEST(HttpSenderTest, AKeptAliveConnectionThePeerDroppedIsRetriedOnANewOne) {
   EXPECT_EQ(all[1].outcome, HttpOutcome::kDelivered) << all[1].error;
   EXPECT_EQ(all[1].connections_opened, 1);
   EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(HttpSenderTest, AnIdleConnectionThePeerClosesIsClosedToo) {
+  DroppingServer server(/*answer_first=*/true,
+                        {"HTTP/1.1 204 No Content\r\n\r\n"},
+                        /*close_when_idle=*/true);
+  ASSERT_NE(server.port(), 0);
+  Results results;
+  auto sender = StartSender();
+  EXPECT_EQ(PostAndWait(*sender, results, server.Url()).outcome,
+            HttpOutcome::kDelivered);
+  // Idle, the connection is watched: the server's close is seen and
+  // answered with the sender's own, with no request to find it out.
+  EXPECT_TRUE(
+      loophost::testing::WaitFor([&] { return server.closed_by_client() == 1; },
+                                 kWait, "the sender closing its side"));
+  // The next request goes on a new connection, not on the closed one.
+  const HttpPostResult next = PostAndWait(*sender, results, server.Url());
+  EXPECT_EQ(next.outcome, HttpOutcome::kDelivered) << next.error;
+  EXPECT_EQ(next.connections_opened, 1);
+  EXPECT_EQ(server.requests(), 2);
   EXPECT_EQ(server.connections(), 2);
 }
 
