@@ -81,6 +81,8 @@ class EventMetrics {
   prometheus::Family<prometheus::Gauge>& events_ack_;
   prometheus::Family<prometheus::Gauge>& status_check_received_;
   prometheus::Family<prometheus::Counter>& deliveries_;
+  prometheus::Counter& delivered_;  // of deliveries_, one per result
+  prometheus::Counter& failed_;
   prometheus::Family<prometheus::Counter>& deduplicated_;
   prometheus::Family<prometheus::Counter>& outbox_dropped_;
   prometheus::Family<prometheus::Counter>& subscriptions_removed_;
