@@ -151,9 +151,7 @@ void DeliveryDispatcher::Run() {
       {
         absl::MutexLock lock(&mu_);
         broken = stream_broken_;
-        for (const auto& [id, d] : in_flight_) {
-          oldest = std::min(oldest, d.sent);
-        }
+        oldest = OldestSentLocked(now);
       }
       if (broken) {
         CloseStream("the stream ended");
@@ -230,6 +228,20 @@ void DeliveryDispatcher::Run() {
   if (stream_ != nullptr) CloseStream("stopping");
   ApplyResults();
   RecordOutcomes();
+}
+
+absl::Time DeliveryDispatcher::OldestSentLocked(absl::Time now) {
+  if (in_flight_.empty()) {
+    oldest_sent_bound_ = absl::InfiniteFuture();
+  } else if (now - oldest_sent_bound_ >= options_.stall_timeout) {
+    // Send times only move later (a lane's next row restarts its clock), so
+    // the bound stays at or before them until looked at again here.
+    oldest_sent_bound_ = absl::InfiniteFuture();
+    for (const auto& [id, d] : in_flight_) {
+      oldest_sent_bound_ = std::min(oldest_sent_bound_, d.sent);
+    }
+  }
+  return oldest_sent_bound_;
 }
 
 void DeliveryDispatcher::OpenStream(const ServingPlugin& serving) {
@@ -375,6 +387,7 @@ bool DeliveryDispatcher::SendDue(bool full_scan) {
     absl::MutexLock lock(&mu_);
     in_flight_[row.id] = InFlight{std::move(row.subscription_id),
                                   std::move(row.endpoint), row.attempts, now};
+    oldest_sent_bound_ = std::min(oldest_sent_bound_, now);
     --capacity;
   };
   for (OutboxRow& row : heads) add(row);

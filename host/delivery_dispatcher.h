@@ -114,6 +114,11 @@ class DeliveryDispatcher {
   };
 
   void Run();
+  // The earliest send time of the deliveries in flight, or a time before it:
+  // exact only when it would say one stalled (the bound saves a pass over the
+  // in-flight table on every turn). InfiniteFuture with none in flight.
+  absl::Time OldestSentLocked(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenStream(const ServingPlugin& serving);
   void CloseStream(const char* why);
   // Sends what is due: after a pass over every subscription (full_scan), or
@@ -176,6 +181,8 @@ class DeliveryDispatcher {
   std::vector<std::string> notified_ ABSL_GUARDED_BY(mu_);
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
+  // At or before every in-flight delivery's send time (OldestSentLocked).
+  absl::Time oldest_sent_bound_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::vector<loophost::v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
 };
 
