@@ -7,7 +7,6 @@
 //
 //   event-store-bench [--subscribers 100] [--events 2000] [--batch 512]
 //                     [--round 10]  (events enqueued before they are read)
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,18 +19,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/proc_info.h"
 #include "host/event_store.h"
 
 namespace {
 
 using loophost::host::EventStore;
 
+// This process's CPU time (all its threads), in seconds.
 double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) /
-             1e6;
+  return static_cast<double>(loophost::bench::ProcCpuNs(0)) / 1e9;
 }
 
 int Fail(const std::string& what) {
